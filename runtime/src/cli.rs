@@ -1,0 +1,167 @@
+//! The command line: `serve`, `migrate`, `check-config`, `run`, `modules`, `version`.
+//! Exit codes: 0 success, 1 failure at run time, 2 bad configuration or usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, LogFormat};
+use crate::lua::{LuaHost, Shared};
+use crate::storage::Db;
+use crate::templates::Templates;
+
+#[derive(Parser, Debug)]
+#[command(name = "assay-engine", version, about = "A self-hosted identity provider in one binary")]
+pub struct Cli {
+    /// The config file (TOML). Without one, built-in defaults: 127.0.0.1:3000, SQLite in ./data.
+    #[arg(long, short = 'c', global = true, env = "ASSAY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve HTTP until SIGTERM or SIGINT.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Check the config file and print the resolved settings.
+    CheckConfig,
+    /// Run an operator script with the stdlib, the `env` global and an outbound HTTP client.
+    Run {
+        script: PathBuf,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// List or switch modules (`engine.modules`); running engines follow within seconds.
+    Modules {
+        #[command(subcommand)]
+        action: ModulesAction,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModulesAction {
+    List,
+    Enable { name: String },
+    Disable { name: String },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Version = cli.command {
+        println!("assay-engine {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let config = match load_config(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli.command, config));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::defaults()),
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::Serve => crate::server::serve(config).await?,
+        Command::Migrate => {
+            let db = Db::connect(&config.backend).await?;
+            let report = db.migrate().await?;
+            for (v, name) in &report.applied {
+                println!("applied {v:04} {name}");
+            }
+            println!("{} applied, {} already current ({})", report.applied.len(), report.already, db.backend_name());
+            db.close().await;
+        }
+        Command::CheckConfig => print_config(&config),
+        Command::Run { script, args } => {
+            let source = std::fs::read_to_string(&script).map_err(|e| format!("cannot read {}: {e}", script.display()))?;
+            let shared = Arc::new(Shared {
+                templates: Templates::new(config.templates.dir.as_deref()),
+                config: Arc::new(config),
+                db: None,
+                client: crate::server::http_client()?,
+            });
+            let name = script.display().to_string();
+            LuaHost::run_script(shared, &name, &source, &args).await?;
+        }
+        Command::Modules { action } => {
+            let db = Db::connect(&config.backend).await?;
+            db.migrate().await?;
+            match action {
+                ModulesAction::List => {
+                    for (name, on) in db.modules().await? {
+                        println!("{name}\t{}", if on { "enabled" } else { "disabled" });
+                    }
+                }
+                ModulesAction::Enable { name } | ModulesAction::Disable { name } if !crate::modules::is_known(&name) => {
+                    return Err(format!("unknown module {name:?} (known: {})", crate::modules::KNOWN.join(", ")).into());
+                }
+                ModulesAction::Enable { name } => db.set_module(&name, true).await?,
+                ModulesAction::Disable { name } => db.set_module(&name, false).await?,
+            }
+            db.close().await;
+        }
+        Command::Version => {}
+    }
+    Ok(())
+}
+
+fn print_config(c: &Config) {
+    let source = c.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(built-in defaults)".into());
+    println!("configuration OK: {source}");
+    println!("  server.bind_addr       = {}", c.server.bind_addr);
+    println!("  server.public_url      = {}", c.public_url());
+    println!("  backend.type           = {:?}", c.backend.kind);
+    println!("  backend.data_dir       = {}", c.backend.data_dir.display());
+    println!("  auth.issuer            = {}", c.auth.issuer);
+    println!("  auth.admin_api_keys    = {} configured", c.auth.admin_api_keys.len());
+    println!("  auto_enable_modules    = {:?}", c.auto_enable_modules);
+    println!("  flows.dir              = {}", c.flows.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(bundled only)".into()));
+    println!("  templates.dir          = {}", c.templates.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(bundled only)".into()));
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,562 @@
+//! `engine.toml`: every key declared once here, with its default; `engine.toml.example`
+//! documents the same keys and a test loads it so the two never disagree.
+//!
+//! Errors name the key and the line (`engine.toml:7: backend.url: ...`) and the CLI exits
+//! with code 2 on them. String values may read the environment with `${VAR}`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+use url::Url;
+
+/// A configuration problem: where (file, line, key) and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn render(&self) -> String {
+        let mut s = self.file.clone();
+        if let Some(line) = self.line {
+            s.push_str(&format!(":{line}"));
+        }
+        if let Some(key) = &self.key {
+            s.push_str(&format!(": {key}"));
+        }
+        s.push_str(&format!(": {}", self.reason));
+        s
+    }
+}
+
+/// A string from the config file with `${VAR}` already replaced by the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvString(pub String);
+
+impl<'de> Deserialize<'de> for EnvString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        expand_env(&raw).map(EnvString).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Replaces `${NAME}` with the variable's value; `$$` is a literal `$`. An unset variable is
+/// an error rather than an empty string: a silently empty secret is worse than no start.
+pub fn expand_env(raw: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body.find('}').ok_or_else(|| format!("unclosed `${{` in {raw:?}"))?;
+            let name = &body[..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("`${{{name}}}` is not a valid environment variable name"));
+            }
+            let value = std::env::var(name)
+                .map_err(|_| format!("environment variable `{name}` is not set"))?;
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendType {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+// ---- the file as written (every field optional, spans kept for later checks) ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    auto_enable_modules: Option<Vec<EnvString>>,
+    #[serde(default)]
+    server: RawServer,
+    backend: Option<Spanned<RawBackend>>,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    flows: RawFlows,
+    #[serde(default)]
+    templates: RawTemplates,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    bind_addr: Option<Spanned<EnvString>>,
+    public_url: Option<Spanned<EnvString>>,
+    max_body_bytes: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackend {
+    #[serde(rename = "type")]
+    kind: Option<BackendType>,
+    url: Option<EnvString>,
+    data_dir: Option<EnvString>,
+    max_connections: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    issuer: Option<Spanned<EnvString>>,
+    admin_api_keys: Option<Vec<EnvString>>,
+    #[serde(default)]
+    passkey: RawPasskey,
+    #[serde(default)]
+    oidc_provider: RawOidcProvider,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPasskey {
+    rp_id: Option<EnvString>,
+    rp_name: Option<EnvString>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOidcProvider {
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlows {
+    dir: Option<EnvString>,
+    budget_ms: Option<u64>,
+    memory_limit_mb: Option<u64>,
+    pool_size: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplates {
+    dir: Option<EnvString>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<EnvString>,
+    format: Option<LogFormat>,
+}
+
+// ---- the resolved configuration the engine runs on ----
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from (`None` = built-in defaults), for messages.
+    pub source: Option<PathBuf>,
+    pub auto_enable_modules: Vec<String>,
+    pub server: ServerConfig,
+    pub backend: BackendConfig,
+    pub auth: AuthConfig,
+    pub flows: FlowsConfig,
+    pub templates: TemplatesConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind_addr: SocketAddr,
+    /// Without a trailing slash.
+    pub public_url: Url,
+    pub max_body_bytes: u64,
+    pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    pub kind: BackendType,
+    pub url: Option<String>,
+    pub data_dir: PathBuf,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub issuer: String,
+    pub admin_api_keys: Vec<String>,
+    pub passkey: PasskeyConfig,
+    pub oidc_provider: OidcProviderConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasskeyConfig {
+    pub rp_id: String,
+    pub rp_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcProviderConfig {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowsConfig {
+    pub dir: Option<PathBuf>,
+    pub budget_ms: u64,
+    pub memory_limit_mb: u64,
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TemplatesConfig {
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+impl Config {
+    /// The configuration a fresh machine gets with no file at all.
+    pub fn defaults() -> Config {
+        // Resolving the empty document cannot fail: every default below is valid.
+        match Self::from_toml_str("", None) {
+            Ok(c) => c,
+            Err(e) => unreachable_config(e),
+        }
+    }
+
+    /// Reads and resolves a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            key: None,
+            reason: format!("cannot read the config file: {e}"),
+        })?;
+        Self::from_toml_str(&text, Some(path))
+    }
+
+    pub fn from_toml_str(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = path.map(|p| p.display().to_string()).unwrap_or_else(|| "<defaults>".into());
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(&file, text, &e))?;
+        let at = |span: Option<std::ops::Range<usize>>, key: &str, reason: String| ConfigError {
+            file: file.clone(),
+            line: span.map(|s| line_of(text, s.start)),
+            key: Some(key.to_string()),
+            reason,
+        };
+
+        // [server]
+        let bind_addr = match &raw.server.bind_addr {
+            None => parse_bind(DEFAULT_BIND).map_err(|r| at(None, "server.bind_addr", r))?,
+            Some(s) => parse_bind(&s.get_ref().0)
+                .map_err(|r| at(Some(s.span()), "server.bind_addr", r))?,
+        };
+        let public_url = match &raw.server.public_url {
+            None => default_public_url(bind_addr),
+            Some(s) => parse_base_url(&s.get_ref().0)
+                .map_err(|r| at(Some(s.span()), "server.public_url", r))?,
+        };
+        let server = ServerConfig {
+            bind_addr,
+            public_url: public_url.clone(),
+            max_body_bytes: raw.server.max_body_bytes.unwrap_or(1024 * 1024),
+            header_read_timeout_secs: raw.server.header_read_timeout_secs.unwrap_or(10),
+            idle_timeout_secs: raw.server.idle_timeout_secs.unwrap_or(60),
+            shutdown_grace_secs: raw.server.shutdown_grace_secs.unwrap_or(30),
+        };
+        if server.max_body_bytes == 0 {
+            return Err(at(None, "server.max_body_bytes", "must be greater than 0".into()));
+        }
+
+        // [backend]
+        let (raw_backend, backend_span) = match raw.backend {
+            Some(b) => {
+                let span = b.span();
+                (b.into_inner(), Some(span))
+            }
+            None => (RawBackend::default(), None),
+        };
+        let kind = raw_backend.kind.unwrap_or(BackendType::Sqlite);
+        let url = raw_backend.url.map(|u| u.0);
+        if kind == BackendType::Postgres {
+            match &url {
+                None => {
+                    return Err(at(
+                        backend_span,
+                        "backend.url",
+                        "missing required value (required when backend.type = \"postgres\")".into(),
+                    ))
+                }
+                Some(u) if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) => {
+                    return Err(at(
+                        backend_span,
+                        "backend.url",
+                        "must be a postgres:// or postgresql:// URL".into(),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let backend = BackendConfig {
+            kind,
+            url,
+            data_dir: PathBuf::from(
+                raw_backend.data_dir.map(|d| d.0).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            ),
+            max_connections: raw_backend.max_connections.unwrap_or(10).max(1),
+        };
+
+        // [auth]
+        let issuer = match &raw.auth.issuer {
+            None => format!("{}/auth", public_url.as_str().trim_end_matches('/')),
+            Some(s) => {
+                let url = parse_base_url(&s.get_ref().0)
+                    .map_err(|r| at(Some(s.span()), "auth.issuer", r))?;
+                // Kept as written (minus a trailing slash): RPs compare it byte for byte.
+                url.as_str().trim_end_matches('/').to_string()
+            }
+        };
+        let host = public_url.host_str().unwrap_or("localhost").to_string();
+        let auth = AuthConfig {
+            issuer,
+            admin_api_keys: raw
+                .auth
+                .admin_api_keys
+                .unwrap_or_default()
+                .into_iter()
+                .map(|k| k.0)
+                .collect(),
+            passkey: PasskeyConfig {
+                rp_id: raw.auth.passkey.rp_id.map(|v| v.0).unwrap_or(host),
+                rp_name: raw.auth.passkey.rp_name.map(|v| v.0).unwrap_or_else(|| "assay-engine".into()),
+            },
+            oidc_provider: OidcProviderConfig {
+                enabled: raw.auth.oidc_provider.enabled.unwrap_or(true),
+            },
+        };
+        if auth.admin_api_keys.iter().any(|k| k.len() < 16) {
+            return Err(at(
+                None,
+                "auth.admin_api_keys",
+                "every key must be at least 16 characters".into(),
+            ));
+        }
+
+        let flows = FlowsConfig {
+            dir: raw.flows.dir.map(|d| PathBuf::from(d.0)),
+            budget_ms: raw.flows.budget_ms.unwrap_or(5_000).max(1),
+            memory_limit_mb: raw.flows.memory_limit_mb.unwrap_or(64).max(1),
+            pool_size: raw.flows.pool_size.unwrap_or(64),
+        };
+        let templates = TemplatesConfig { dir: raw.templates.dir.map(|d| PathBuf::from(d.0)) };
+        let log = LogConfig {
+            level: raw.log.level.map(|l| l.0).unwrap_or_else(|| "info".into()),
+            format: raw.log.format.unwrap_or(LogFormat::Text),
+        };
+        let modules = raw
+            .auto_enable_modules
+            .map(|m| m.into_iter().map(|s| s.0).collect::<Vec<_>>())
+            .unwrap_or_else(|| vec!["auth".to_string()]);
+        for m in &modules {
+            if !crate::modules::is_known(m) {
+                return Err(at(
+                    None,
+                    "auto_enable_modules",
+                    format!("unknown module {m:?} (known: {})", crate::modules::KNOWN.join(", ")),
+                ));
+            }
+        }
+
+        Ok(Config {
+            source: path.map(Path::to_path_buf),
+            auto_enable_modules: modules,
+            server,
+            backend,
+            auth,
+            flows,
+            templates,
+            log,
+        })
+    }
+
+    /// True when cookies must carry `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.server.public_url.scheme() == "https"
+    }
+
+    pub fn public_url(&self) -> &str {
+        self.server.public_url.as_str().trim_end_matches('/')
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_config(e: ConfigError) -> ! {
+    // Only reachable if a built-in default were invalid: a programming error caught by tests.
+    panic!("built-in default configuration is invalid: {e}")
+}
+
+fn parse_bind(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .map_err(|_| format!("{s:?} is not an address of the form HOST:PORT (for example 0.0.0.0:3000)"))
+}
+
+fn parse_base_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{s:?} must use http or https"));
+    }
+    if url.host_str().is_none() {
+        return Err(format!("{s:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{s:?} must not carry a query or a fragment"));
+    }
+    Ok(url)
+}
+
+fn default_public_url(bind: SocketAddr) -> Url {
+    let host = if bind.ip().is_unspecified() { "127.0.0.1".to_string() } else { bind.ip().to_string() };
+    let host = if bind.is_ipv6() && !bind.ip().is_unspecified() { format!("[{host}]") } else { host };
+    Url::parse(&format!("http://{host}:{}", bind.port()))
+        .unwrap_or_else(|_| Url::parse("http://127.0.0.1:3000").unwrap_or_else(|e| unreachable_url(e)))
+}
+
+#[allow(clippy::panic)]
+fn unreachable_url(e: url::ParseError) -> ! {
+    panic!("constant URL failed to parse: {e}")
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Turns a TOML/serde error into one naming the key and its line. toml reports spans, not key
+/// paths, so the key is recovered from the source: the table header above plus the key on the
+/// offending line (or the field named in a "missing field" message).
+fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let reason = e.message().trim().to_string();
+    let Some(span) = e.span() else {
+        return ConfigError { file: file.into(), line: None, key: None, reason };
+    };
+    let line_no = line_of(text, span.start);
+    let line_start = text[..span.start.min(text.len())].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_text = text[line_start..].lines().next().unwrap_or("");
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let trimmed = line_text.trim();
+    let key_here = if trimmed.starts_with('[') {
+        None
+    } else {
+        trimmed.split('=').next().map(|k| k.trim().trim_matches('"').to_string()).filter(|k| !k.is_empty())
+    };
+    let missing = reason
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+        .map(str::to_string);
+    let (key, line) = if let Some(field) = missing {
+        let base = if trimmed.starts_with('[') {
+            Some(trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+        } else {
+            table.clone()
+        };
+        (Some(join_key(base.as_deref(), &field)), Some(line_no))
+    } else {
+        (key_here.map(|k| join_key(table.as_deref(), &k)), Some(line_no))
+    };
+    ConfigError { file: file.into(), line, key, reason }
+}
+
+fn join_key(table: Option<&str>, key: &str) -> String {
+    match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_a_fresh_machine() {
+        let c = Config::defaults();
+        assert_eq!(c.server.bind_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.public_url(), "http://127.0.0.1:3000");
+        assert_eq!(c.auth.issuer, "http://127.0.0.1:3000/auth");
+        assert_eq!(c.backend.kind, BackendType::Sqlite);
+        assert_eq!(c.backend.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.auto_enable_modules, vec!["auth".to_string()]);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = Config::from_toml_str("[server]\nbnd_addr = \"x\"\n", None).err();
+        let e = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains(":2: server.bnd_addr: unknown field"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let e = Config::from_toml_str("\n[server]\nmax_body_bytes = \"big\"\n", None).err();
+        let e = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains(":3: server.max_body_bytes:"), "{e}");
+    }
+
+    #[test]
+    fn postgres_needs_url() {
+        let e = Config::from_toml_str("[backend]\ntype = \"postgres\"\n", None).err();
+        let e = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("backend.url: missing required value"), "{e}");
+    }
+
+    #[test]
+    fn env_expansion() {
+        std::env::set_var("ASSAY_CFG_TEST_HOST", "auth.example.com");
+        assert_eq!(
+            expand_env("https://${ASSAY_CFG_TEST_HOST}/x$$y").ok().as_deref(),
+            Some("https://auth.example.com/x$y")
+        );
+        assert!(expand_env("${ASSAY_CFG_TEST_NOT_SET_ANYWHERE}").is_err());
+    }
+}

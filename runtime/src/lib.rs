@@ -1,0 +1,12 @@
+//! assay-engine: an identity provider whose user-facing routes are Lua flows over Rust
+//! primitives. See ARCHITECTURE.md for the map.
+
+pub mod bootstrap;
+pub mod cli;
+pub mod config;
+pub mod lua;
+pub mod modules;
+pub mod server;
+pub mod stdlib;
+pub mod storage;
+pub mod templates;

@@ -1,0 +1,277 @@
+//! The Lua host: flows register routes, requests run them.
+//!
+//! Pooling (measured in `runtime/examples/lua_pool.rs`, figures in ARCHITECTURE.md): building
+//! a state with the stdlib costs tens of microseconds and compiling a flow a few, while a fresh
+//! environment table and a re-run of a flow's top level cost well under one. So states are
+//! kept in a pool and each one compiles each flow once; a request takes a state from the pool
+//! (or builds one when none is idle, so a request never waits on another's Lua), runs the
+//! flow's chunk in a fresh environment to get fresh handler closures, calls the handler, and
+//! puts the state back. No value set by one request can be seen by the next.
+
+pub mod flows;
+pub mod sandbox;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mlua::{AnyUserData, Function, Lua, Value};
+
+use crate::config::Config;
+use crate::storage::Db;
+use crate::templates::Templates;
+pub use flows::{FlowError, FlowSource, RouteEntry, RouteMatch, RouteTable};
+use sandbox::Vm;
+
+/// Where a call is being made; stdlib functions check it (Kong's phases, our request kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A flow's top level: registering routes.
+    Load,
+    /// A route handler serving a request.
+    Request,
+    /// An operator script under `assay-engine run`.
+    Script,
+}
+
+impl Phase {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Phase::Load => "a flow's top level",
+            Phase::Request => "a request handler",
+            Phase::Script => "an operator script",
+        }
+    }
+}
+
+/// What every stdlib function may reach, shared by all states.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub templates: Templates,
+    pub db: Option<Db>,
+    pub client: reqwest::Client,
+}
+
+/// A request as a flow sees it.
+#[derive(Debug, Clone, Default)]
+pub struct FlowRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Lower-case names; repeated headers joined with ", ".
+    pub headers: Vec<(String, String)>,
+    pub cookies: Vec<(String, String)>,
+    pub params: Vec<(String, String)>,
+    pub body: Bytes,
+    pub ip: String,
+    pub request_id: String,
+}
+
+impl FlowRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A response a flow built with `assay.http`.
+#[derive(Debug, Clone)]
+pub struct FlowResponse {
+    pub status: u16,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub cookies: Vec<http::HeaderValue>,
+    pub body: Bytes,
+}
+
+/// Why a flow run failed. The message is for the log, never for the client.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Lua(String),
+    #[error("the flow ran longer than its budget of {0} ms and was stopped")]
+    Budget(u64),
+}
+
+pub struct LuaHost {
+    shared: Arc<Shared>,
+    flows: Vec<FlowSource>,
+    routes: RouteTable,
+    pool: Mutex<Vec<Vm>>,
+    budget: Duration,
+    memory_limit: usize,
+    pool_size: usize,
+}
+
+/// Handlers `http.route` collected during one run of a flow's top level.
+#[derive(Default)]
+pub struct RouteCollector(pub Vec<(String, String, Function)>);
+
+impl LuaHost {
+    /// Loads bundled and overriding flows and learns their routes by running each once.
+    pub async fn new(shared: Arc<Shared>) -> Result<LuaHost, FlowError> {
+        let cfg = &shared.config.flows;
+        let flows = flows::load_sources(cfg.dir.as_deref())?;
+        let mut host = LuaHost {
+            budget: Duration::from_millis(cfg.budget_ms),
+            memory_limit: (cfg.memory_limit_mb as usize).saturating_mul(1024 * 1024),
+            pool_size: cfg.pool_size,
+            shared,
+            flows,
+            routes: RouteTable::default(),
+            pool: Mutex::new(Vec::new()),
+        };
+        let mut vm = host.new_vm().map_err(|e| FlowError::Load { name: "<sandbox>".into(), message: e.to_string() })?;
+        let mut table = RouteTable::default();
+        for index in 0..host.flows.len() {
+            let name = host.flows[index].name.clone();
+            let load_err = |message: String| FlowError::Load { name: name.clone(), message };
+            let handlers = host.run_top_level(&mut vm, index).await.map_err(|e| load_err(e.to_string()))?;
+            for (ordinal, (method, path, _)) in handlers.into_iter().enumerate() {
+                let pattern = flows::PathPattern::parse(&path).map_err(load_err)?;
+                if matches!(path.as_str(), "/healthz" | "/readyz") {
+                    return Err(load_err(format!("{path} is served by the engine itself")));
+                }
+                table.add(RouteEntry { method, pattern, flow: index, ordinal }, &host.flows)?;
+            }
+        }
+        host.routes = table;
+        host.check_in(vm);
+        Ok(host)
+    }
+
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    pub fn flows(&self) -> &[FlowSource] {
+        &self.flows
+    }
+
+    fn new_vm(&self) -> mlua::Result<Vm> {
+        Vm::new(self.shared.clone(), self.memory_limit)
+    }
+
+    fn check_out(&self) -> mlua::Result<Vm> {
+        let idle = self.pool.lock().ok().and_then(|mut p| p.pop());
+        match idle {
+            Some(vm) => Ok(vm),
+            None => self.new_vm(),
+        }
+    }
+
+    fn check_in(&self, vm: Vm) {
+        if let Ok(mut p) = self.pool.lock() {
+            if p.len() < self.pool_size {
+                p.push(vm);
+            }
+        }
+    }
+
+    /// Runs a flow's top level in a fresh environment and returns the handlers it registered.
+    async fn run_top_level(&self, vm: &mut Vm, index: usize) -> mlua::Result<Vec<(String, String, Function)>> {
+        let flow = &self.flows[index];
+        let chunk = vm.chunk(index, &flow.name, &flow.source)?;
+        chunk.set_environment(vm.fresh_env()?)?;
+        vm.set_phase(Phase::Load);
+        vm.lua.set_app_data(RouteCollector::default());
+        let ran = chunk.call_async::<()>(()).await;
+        let collected = vm.lua.remove_app_data::<RouteCollector>().map(|c| c.0).unwrap_or_default();
+        ran.map(|_| collected)
+    }
+
+    /// Serves one request with the route's flow.
+    pub async fn run_route(&self, entry: &RouteEntry, req: FlowRequest) -> Result<FlowResponse, RunError> {
+        let mut vm = self.check_out().map_err(|e| RunError::Lua(format!("cannot create a Lua state: {e}")))?;
+        vm.start_budget(Instant::now() + self.budget);
+        let outcome = tokio::time::timeout(self.budget, self.call_handler(&mut vm, entry, req)).await;
+        vm.stop_budget();
+        let exceeded = vm.budget_was_exceeded();
+        match outcome {
+            Err(_elapsed) => Err(RunError::Budget(self.budget.as_millis() as u64)), // the state is dropped
+            Ok(_) if exceeded => Err(RunError::Budget(self.budget.as_millis() as u64)),
+            Ok(Err(e)) => {
+                // A memory error may leave the state short of room: start afresh.
+                if !matches!(e, mlua::Error::MemoryError(_)) {
+                    self.check_in(vm);
+                }
+                Err(RunError::Lua(e.to_string()))
+            }
+            Ok(Ok(resp)) => {
+                self.check_in(vm);
+                Ok(resp)
+            }
+        }
+    }
+
+    async fn call_handler(&self, vm: &mut Vm, entry: &RouteEntry, req: FlowRequest) -> mlua::Result<FlowResponse> {
+        let mut handlers = self.run_top_level(vm, entry.flow).await?;
+        let handler = match handlers.get(entry.ordinal) {
+            Some((m, p, _)) if *m == entry.method && *p == entry.pattern.text => handlers.swap_remove(entry.ordinal).2,
+            _ => {
+                return Err(mlua::Error::runtime(format!(
+                    "flow {} registered different routes than at start-up; routes must not depend on the request",
+                    self.flows[entry.flow].name
+                )))
+            }
+        };
+        vm.set_phase(Phase::Request);
+        let req_table = crate::stdlib::http::request_table(&vm.lua, &req)?;
+        let ret: Value = handler.call_async(req_table).await?;
+        crate::stdlib::http::response_from(&vm.lua, ret)
+    }
+
+    /// Runs an operator script (`assay-engine run`) with `env` and `arg` as globals.
+    pub async fn run_script(shared: Arc<Shared>, name: &str, source: &str, args: &[String]) -> Result<(), RunError> {
+        let memory = (shared.config.flows.memory_limit_mb as usize).saturating_mul(1024 * 1024);
+        let vm = Vm::new(shared, memory).map_err(|e| RunError::Lua(e.to_string()))?;
+        vm.set_phase(Phase::Script);
+        let env = vm.fresh_env().map_err(|e| RunError::Lua(e.to_string()))?;
+        let setup = || -> mlua::Result<Function> {
+            env.raw_set("env", crate::stdlib::env::module(&vm.lua)?)?;
+            let arg = vm.lua.create_sequence_from(args.iter().cloned())?;
+            arg.raw_set(0, name)?;
+            env.raw_set("arg", arg)?;
+            let chunk = vm.lua.load(source).set_name(format!("@{name}")).into_function()?;
+            chunk.set_environment(env.clone())?;
+            Ok(chunk)
+        };
+        let chunk = setup().map_err(|e| RunError::Lua(e.to_string()))?;
+        let argv = mlua::Variadic::from_iter(args.iter().cloned());
+        chunk.call_async::<()>(argv).await.map_err(|e| RunError::Lua(e.to_string()))
+    }
+}
+
+/// The current phase of a state, for stdlib checks.
+pub fn phase(lua: &Lua) -> Phase {
+    lua.app_data_ref::<Phase>().map(|p| *p).unwrap_or(Phase::Load)
+}
+
+/// Raises unless the call is made in one of `allowed` phases (misuse raises; see STYLE.md).
+pub fn require_phase(lua: &Lua, function: &str, allowed: &[Phase]) -> mlua::Result<()> {
+    let now = phase(lua);
+    if allowed.contains(&now) {
+        return Ok(());
+    }
+    let where_ok: Vec<&str> = allowed.iter().map(|p| p.describe()).collect();
+    Err(mlua::Error::runtime(format!(
+        "{function} cannot be called in {} (only in {})",
+        now.describe(),
+        where_ok.join(" or ")
+    )))
+}
+
+/// Shared state from inside a stdlib function.
+pub fn shared(lua: &Lua) -> mlua::Result<Arc<Shared>> {
+    lua.app_data_ref::<Arc<Shared>>()
+        .map(|s| s.clone())
+        .ok_or_else(|| mlua::Error::runtime("engine context missing from this Lua state"))
+}
+
+/// `nil, "code: message"`, the stdlib's answer to a failure of input or of the world.
+pub fn fail<T>(code: &str, message: impl std::fmt::Display) -> mlua::Result<(Option<T>, Option<String>)> {
+    Ok((None, Some(format!("{code}: {message}"))))
+}
+
+/// Takes a response userdata out of a Lua value.
+pub fn take_response(ud: &AnyUserData) -> mlua::Result<FlowResponse> {
+    ud.take::<FlowResponse>()
+}

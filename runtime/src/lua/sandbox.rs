@@ -1,0 +1,235 @@
+//! One Lua state (a [`Vm`]) and the sandbox every chunk in it runs under.
+//!
+//! The sandbox is an allow-list (Redis's `script_lua.c` idea): a chunk never sees the real
+//! globals, only a fresh environment table per request whose misses fall through to a shared,
+//! read-only table of allowed names. Reading or writing an undeclared global raises. Standard
+//! library tables are read-only proxies, the string metatable is hidden, and `pcall`/`xpcall`
+//! are wrapped so that a flow cannot swallow the error that stops it when its budget is spent.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+
+use super::{Phase, Shared};
+
+/// Base functions a chunk may call. Deliberately absent: `load`, `loadstring`, `dofile`,
+/// `loadfile`, `rawset`, `collectgarbage`, `setfenv`-likes, `require` (replaced by ours),
+/// and the `io`, `debug`, `package` and `coroutine` libraries.
+const ALLOWED_BASE: &[&str] = &[
+    "assert", "error", "ipairs", "next", "pairs", "rawequal", "rawget", "rawlen", "select",
+    "setmetatable", "getmetatable", "tonumber", "tostring", "type", "_VERSION",
+];
+/// Libraries exposed as read-only proxies, with the functions each may use (`None` = all).
+const ALLOWED_LIBS: &[(&str, Option<&[&str]>)] = &[
+    ("string", None),
+    ("table", None),
+    ("math", None),
+    ("utf8", None),
+    ("os", Some(&["time", "clock", "date", "difftime"])),
+];
+
+/// The message a budget stop raises; a flow's `pcall` re-raises it.
+pub const BUDGET_EXCEEDED: &str = "budget_exceeded: the flow ran longer than its budget and was stopped";
+
+/// Per-state run budget, checked by an instruction hook.
+#[derive(Default)]
+pub struct Budget {
+    pub deadline: Option<Instant>,
+    pub exceeded: Arc<AtomicBool>,
+}
+
+/// Runs before any chunk: hides the string metatable and builds the wrapped `pcall`/`xpcall`.
+const PRELUDE: &str = r#"
+local budget_exceeded, raw_pcall, raw_xpcall, select, error = ...
+getmetatable("").__metatable = false
+local function rethrow(ok, ...)
+  if not ok and budget_exceeded() then error((...), 0) end
+  return ok, ...
+end
+local function pcall(f, ...) return rethrow(raw_pcall(f, ...)) end
+local function xpcall(f, handler, ...) return rethrow(raw_xpcall(f, handler, ...)) end
+return pcall, xpcall
+"#;
+
+/// A Lua state with the stdlib installed and the flows it has compiled so far.
+pub struct Vm {
+    pub lua: Lua,
+    env_mt: Table,
+    budget_exceeded: Arc<AtomicBool>,
+    /// Compiled chunks by flow index: each flow is compiled once per state.
+    chunks: HashMap<usize, Function>,
+}
+
+impl Vm {
+    pub fn new(shared: Arc<Shared>, memory_limit: usize) -> mlua::Result<Vm> {
+        let lua = Lua::new_with(
+            StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::OS,
+            LuaOptions::new(),
+        )?;
+        lua.set_memory_limit(memory_limit)?;
+        let budget = Budget::default();
+        let exceeded = budget.exceeded.clone();
+        lua.set_app_data(budget);
+        lua.set_app_data(shared);
+        lua.set_app_data(Phase::Load);
+
+        // The hook is installed once, before any coroutine exists, so every thread inherits it.
+        lua.set_hook(HookTriggers::new().every_nth_instruction(1000), |lua, _debug| {
+            if let Some(b) = lua.app_data_ref::<Budget>() {
+                if b.exceeded.load(Ordering::Relaxed) || b.deadline.is_some_and(|d| Instant::now() >= d) {
+                    b.exceeded.store(true, Ordering::Relaxed);
+                    return Err(mlua::Error::runtime(BUDGET_EXCEEDED));
+                }
+            }
+            Ok(VmState::Continue)
+        });
+
+        let globals = lua.globals();
+        // Nothing reads files, not even the trusted Lua-written stdlib modules that run with
+        // these globals.
+        for name in ["dofile", "loadfile"] {
+            globals.raw_set(name, Value::Nil)?;
+        }
+        let allowed = lua.create_table()?;
+        for name in ALLOWED_BASE {
+            allowed.raw_set(*name, globals.raw_get::<Value>(*name)?)?;
+        }
+        for (lib, only) in ALLOWED_LIBS {
+            let real: Table = globals.raw_get(*lib)?;
+            let source = match only {
+                None => real,
+                Some(names) => {
+                    let subset = lua.create_table()?;
+                    for n in *names {
+                        subset.raw_set(*n, real.raw_get::<Value>(*n)?)?;
+                    }
+                    subset
+                }
+            };
+            allowed.raw_set(*lib, read_only(&lua, source, lib)?)?;
+        }
+        let flag = exceeded.clone();
+        let check = lua.create_function(move |_, ()| Ok(flag.load(Ordering::Relaxed)))?;
+        let (pcall, xpcall): (Function, Function) = lua.load(PRELUDE).set_name("=sandbox").call((
+            check,
+            globals.raw_get::<Function>("pcall")?,
+            globals.raw_get::<Function>("xpcall")?,
+            globals.raw_get::<Function>("select")?,
+            globals.raw_get::<Function>("error")?,
+        ))?;
+        allowed.raw_set("pcall", pcall)?;
+        allowed.raw_set("xpcall", xpcall)?;
+        allowed.raw_set("unpack", lua.globals().raw_get::<Table>("table")?.raw_get::<Value>("unpack")?)?;
+        allowed.raw_set("print", lua.create_function(print)?)?;
+        allowed.raw_set("require", crate::stdlib::require_function(&lua)?)?;
+
+        // Reading a name that is neither local nor allowed is a mistake: say so.
+        let strict = lua.create_table()?;
+        strict.raw_set(
+            "__index",
+            lua.create_function(|_, (_t, k): (Table, Value)| -> mlua::Result<Value> {
+                Err(mlua::Error::runtime(format!("undeclared global '{}'", key_name(&k))))
+            })?,
+        )?;
+        strict.raw_set("__newindex", lua.create_function(deny_global)?)?;
+        strict.raw_set("__metatable", false)?;
+        allowed.set_metatable(Some(strict));
+
+        let env_mt = lua.create_table()?;
+        env_mt.raw_set("__index", allowed)?;
+        env_mt.raw_set("__newindex", lua.create_function(deny_global)?)?;
+        env_mt.raw_set("__metatable", false)?;
+
+        Ok(Vm { lua, env_mt, budget_exceeded: exceeded, chunks: HashMap::new() })
+    }
+
+    /// A fresh global environment: nothing a previous run set is visible in it.
+    pub fn fresh_env(&self) -> mlua::Result<Table> {
+        let env = self.lua.create_table()?;
+        env.set_metatable(Some(self.env_mt.clone()));
+        Ok(env)
+    }
+
+    /// The flow's compiled chunk, compiling it on first use in this state.
+    pub fn chunk(&mut self, index: usize, name: &str, source: &str) -> mlua::Result<Function> {
+        if let Some(f) = self.chunks.get(&index) {
+            return Ok(f.clone());
+        }
+        let f = self.lua.load(source).set_name(format!("@flows/{name}")).into_function()?;
+        self.chunks.insert(index, f.clone());
+        Ok(f)
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        self.lua.set_app_data(phase);
+    }
+
+    /// Starts the run budget: CPU-bound code past `deadline` is stopped by the hook.
+    pub fn start_budget(&self, deadline: Instant) {
+        self.budget_exceeded.store(false, Ordering::Relaxed);
+        if let Some(mut b) = self.lua.app_data_mut::<Budget>() {
+            b.deadline = Some(deadline);
+        }
+    }
+
+    pub fn stop_budget(&self) {
+        if let Some(mut b) = self.lua.app_data_mut::<Budget>() {
+            b.deadline = None;
+        }
+    }
+
+    pub fn budget_was_exceeded(&self) -> bool {
+        self.budget_exceeded.load(Ordering::Relaxed)
+    }
+}
+
+/// A proxy whose reads go to `target` and whose writes raise.
+pub fn read_only(lua: &Lua, target: Table, name: &str) -> mlua::Result<Table> {
+    let proxy = lua.create_table()?;
+    let mt = lua.create_table()?;
+    mt.raw_set("__index", target)?;
+    let name = name.to_string();
+    mt.raw_set(
+        "__newindex",
+        lua.create_function(move |_, (_t, k, _v): (Table, Value, Value)| -> mlua::Result<()> {
+            Err(mlua::Error::runtime(format!("{name} is read-only (cannot set '{}')", key_name(&k))))
+        })?,
+    )?;
+    mt.raw_set("__metatable", false)?;
+    proxy.set_metatable(Some(mt));
+    Ok(proxy)
+}
+
+fn deny_global(_: &Lua, (_t, k, _v): (Table, Value, Value)) -> mlua::Result<()> {
+    Err(mlua::Error::runtime(format!(
+        "assignment to undeclared global '{}' (declare it with `local`)",
+        key_name(&k)
+    )))
+}
+
+fn key_name(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.to_string_lossy(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// `print` goes to stdout in operator scripts and to the log in flows (a server's stdout is
+/// not a place anyone reads).
+fn print(lua: &Lua, args: mlua::Variadic<Value>) -> mlua::Result<()> {
+    let mut line = String::new();
+    for (i, v) in args.iter().enumerate() {
+        if i > 0 {
+            line.push('\t');
+        }
+        line.push_str(&v.to_string()?);
+    }
+    match lua.app_data_ref::<Phase>().map(|p| *p) {
+        Some(Phase::Script) => println!("{line}"),
+        _ => tracing::info!(target: "flow", "{line}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! `assay.http`: routes, the request a handler gets, the responses it returns, and an outbound
+//! HTTP client. Reference: `stdlib/http.md`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use mlua::{AnyUserData, Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
+
+use crate::lua::{fail, require_phase, shared, FlowRequest, FlowResponse, Phase, RouteCollector};
+
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+/// Bodies an outbound call reads at most.
+const MAX_OUTBOUND_BODY: usize = 10 * 1024 * 1024;
+
+pub fn module(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set("route", lua.create_function(route)?)?;
+    m.set("html", lua.create_function(|lua, (body, status): (mlua::String, Option<u16>)| {
+        respond(lua, status.unwrap_or(200), "text/html; charset=utf-8", Bytes::copy_from_slice(&body.as_bytes()))
+    })?)?;
+    m.set("text", lua.create_function(|lua, (body, status): (mlua::String, Option<u16>)| {
+        respond(lua, status.unwrap_or(200), "text/plain; charset=utf-8", Bytes::copy_from_slice(&body.as_bytes()))
+    })?)?;
+    m.set("json", lua.create_function(|lua, (value, status): (Value, Option<u16>)| {
+        let json = super::json::to_json(lua, value).map_err(|e| mlua::Error::runtime(format!("http.json: {e}")))?;
+        let body = serde_json::to_vec(&json).map_err(mlua::Error::external)?;
+        respond(lua, status.unwrap_or(200), "application/json", Bytes::from(body))
+    })?)?;
+    m.set("redirect", lua.create_function(|lua, (location, status): (String, Option<u16>)| {
+        let status = status.unwrap_or(302);
+        if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+            return Err(mlua::Error::runtime(format!("http.redirect: {status} is not a redirect status")));
+        }
+        let ud = respond(lua, status, "text/plain; charset=utf-8", Bytes::new())?;
+        ud.borrow_mut::<FlowResponse>()?.headers.push((http::header::LOCATION, header_value(&location)?));
+        Ok(ud)
+    })?)?;
+    m.set("status", lua.create_function(|lua, (status, body): (u16, Option<mlua::String>)| {
+        let body = body.map(|b| Bytes::copy_from_slice(&b.as_bytes())).unwrap_or_default();
+        respond(lua, status, "text/plain; charset=utf-8", body)
+    })?)?;
+    m.set("request", lua.create_async_function(|lua, opts: Table| async move { outbound(lua, opts).await })?)?;
+    m.set("get", lua.create_async_function(|lua, (url, opts): (String, Option<Table>)| async move {
+        let opts = with_method(&lua, opts, "GET", url)?;
+        outbound(lua, opts).await
+    })?)?;
+    m.set("post", lua.create_async_function(|lua, (url, opts): (String, Option<Table>)| async move {
+        let opts = with_method(&lua, opts, "POST", url)?;
+        outbound(lua, opts).await
+    })?)?;
+    Ok(m)
+}
+
+/// `http.route(method, path, handler)`: legal only while a flow's top level runs.
+fn route(lua: &Lua, (method, path, handler): (String, String, Function)) -> mlua::Result<()> {
+    require_phase(lua, "http.route", &[Phase::Load])?;
+    let method = method.to_ascii_uppercase();
+    if !METHODS.contains(&method.as_str()) {
+        return Err(mlua::Error::runtime(format!("http.route: unsupported method {method:?}")));
+    }
+    crate::lua::flows::PathPattern::parse(&path).map_err(|e| mlua::Error::runtime(format!("http.route: {e}")))?;
+    match lua.app_data_mut::<RouteCollector>() {
+        Some(mut c) => {
+            c.0.push((method, path, handler));
+            Ok(())
+        }
+        None => Err(mlua::Error::runtime("http.route: no flow is being loaded")),
+    }
+}
+
+fn respond(lua: &Lua, status: u16, content_type: &'static str, body: Bytes) -> mlua::Result<AnyUserData> {
+    if !(100..=599).contains(&status) {
+        return Err(mlua::Error::runtime(format!("http: {status} is not an HTTP status")));
+    }
+    lua.create_userdata(FlowResponse {
+        status,
+        headers: vec![(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        cookies: Vec::new(),
+        body,
+    })
+}
+
+fn header_value(v: &str) -> mlua::Result<HeaderValue> {
+    HeaderValue::from_str(v).map_err(|_| mlua::Error::runtime(format!("http: {v:?} is not a valid header value")))
+}
+
+impl UserData for FlowResponse {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("status", |_, this| Ok(this.status));
+        fields.add_field_method_get("body", |lua, this| lua.create_string(&this.body));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // `resp:header(name, value)` replaces any earlier value; returns the response.
+        methods.add_function("header", |_, (ud, name, value): (AnyUserData, String, String)| {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| mlua::Error::runtime(format!("header: {name:?} is not a header name")))?;
+            let value = header_value(&value)?;
+            {
+                let mut this = ud.borrow_mut::<FlowResponse>()?;
+                this.headers.retain(|(n, _)| *n != name);
+                this.headers.push((name, value));
+            }
+            Ok(ud)
+        });
+        // `resp:cookie(name, value, opts)` adds a Set-Cookie; returns the response.
+        methods.add_function("cookie", |lua, (ud, name, value, opts): (AnyUserData, String, String, Option<Table>)| {
+            let secure_default = shared(lua)?.config.is_https();
+            let cookie = set_cookie(&name, &value, opts.as_ref(), secure_default)?;
+            ud.borrow_mut::<FlowResponse>()?.cookies.push(header_value(&cookie)?);
+            Ok(ud)
+        });
+    }
+}
+
+/// A `Set-Cookie` value with safe defaults: `Path=/`, `HttpOnly`, `SameSite=Lax`, and `Secure`
+/// when the public URL is HTTPS.
+fn set_cookie(name: &str, value: &str, opts: Option<&Table>, secure_default: bool) -> mlua::Result<String> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(mlua::Error::runtime(format!("cookie: {name:?} is not a valid cookie name")));
+    }
+    let octet = |c: char| c.is_ascii_graphic() && !matches!(c, '"' | ',' | ';' | '\\');
+    if !value.chars().all(octet) {
+        return Err(mlua::Error::runtime(format!("cookie {name}: the value has characters a cookie cannot hold")));
+    }
+    let get_bool = |k: &str, d: bool| -> mlua::Result<bool> {
+        Ok(opts.map(|o| o.get::<Option<bool>>(k)).transpose()?.flatten().unwrap_or(d))
+    };
+    let get_str = |k: &str| -> mlua::Result<Option<String>> { Ok(opts.map(|o| o.get::<Option<String>>(k)).transpose()?.flatten()) };
+    let mut s = format!("{name}={value}; Path={}", get_str("path")?.unwrap_or_else(|| "/".into()));
+    if let Some(domain) = get_str("domain")? {
+        s.push_str(&format!("; Domain={domain}"));
+    }
+    if let Some(max_age) = opts.map(|o| o.get::<Option<i64>>("max_age")).transpose()?.flatten() {
+        s.push_str(&format!("; Max-Age={}", max_age.max(0)));
+    }
+    if get_bool("http_only", true)? {
+        s.push_str("; HttpOnly");
+    }
+    let same_site = get_str("same_site")?.unwrap_or_else(|| "Lax".into());
+    let same_site = match same_site.to_ascii_lowercase().as_str() {
+        "lax" => "Lax",
+        "strict" => "Strict",
+        "none" => "None",
+        _ => return Err(mlua::Error::runtime(format!("cookie {name}: same_site must be Lax, Strict or None"))),
+    };
+    s.push_str(&format!("; SameSite={same_site}"));
+    if get_bool("secure", secure_default)? || same_site == "None" {
+        s.push_str("; Secure");
+    }
+    Ok(s)
+}
+
+/// The request table a handler receives.
+pub fn request_table(lua: &Lua, req: &FlowRequest) -> mlua::Result<Table> {
+    let pairs = |items: &[(String, String)]| -> mlua::Result<Table> {
+        let t = lua.create_table_with_capacity(0, items.len())?;
+        for (k, v) in items {
+            t.raw_set(k.as_str(), v.as_str())?;
+        }
+        Ok(t)
+    };
+    let t = lua.create_table_with_capacity(0, 12)?;
+    t.raw_set("method", req.method.as_str())?;
+    t.raw_set("path", req.path.as_str())?;
+    t.raw_set("query", pairs(&req.query)?)?;
+    t.raw_set("headers", pairs(&req.headers)?)?;
+    t.raw_set("cookies", pairs(&req.cookies)?)?;
+    t.raw_set("params", pairs(&req.params)?)?;
+    let form: Vec<(String, String)> = if req
+        .header("content-type")
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+    {
+        form_urlencoded::parse(&req.body).into_owned().collect()
+    } else {
+        Vec::new()
+    };
+    t.raw_set("form", pairs(&form)?)?;
+    t.raw_set("body", lua.create_string(&req.body)?)?;
+    t.raw_set("ip", req.ip.as_str())?;
+    t.raw_set("request_id", req.request_id.as_str())?;
+    t.set_metatable(Some(request_methods(lua)?));
+    Ok(t)
+}
+
+/// Methods shared by every request table, built once per state.
+fn request_methods(lua: &Lua) -> mlua::Result<Table> {
+    const KEY: &str = "assay.http.request_mt";
+    if let Ok(Value::Table(mt)) = lua.named_registry_value::<Value>(KEY) {
+        return Ok(mt);
+    }
+    let methods = lua.create_table()?;
+    // `req:json()`: the body decoded, or nil, "bad_json: ...".
+    methods.set("json", lua.create_function(|lua, this: Table| {
+        let body: mlua::String = this.raw_get("body")?;
+        match serde_json::from_slice::<serde_json::Value>(&body.as_bytes()) {
+            Ok(v) => Ok((Some(super::json::from_json(lua, &v)?), None)),
+            Err(e) => fail("bad_json", e),
+        }
+    })?)?;
+    let mt = lua.create_table()?;
+    mt.set("__index", methods)?;
+    lua.set_named_registry_value(KEY, mt.clone())?;
+    Ok(mt)
+}
+
+/// What a handler returned, as a response: a response object, or a string (an HTML page).
+pub fn response_from(lua: &Lua, ret: Value) -> mlua::Result<FlowResponse> {
+    match ret {
+        Value::UserData(ud) if ud.is::<FlowResponse>() => crate::lua::take_response(&ud),
+        Value::String(s) => {
+            let ud = respond(lua, 200, "text/html; charset=utf-8", Bytes::copy_from_slice(&s.as_bytes()))?;
+            crate::lua::take_response(&ud)
+        }
+        Value::Nil => Err(mlua::Error::runtime("the handler returned no response (return http.html(...), http.json(...), ...)")),
+        other => Err(mlua::Error::runtime(format!(
+            "the handler returned a {} instead of a response (return http.html(...), http.json(...), ...)",
+            other.type_name()
+        ))),
+    }
+}
+
+fn with_method(lua: &Lua, opts: Option<Table>, method: &str, url: String) -> mlua::Result<Table> {
+    let t = match opts {
+        Some(t) => t,
+        None => lua.create_table()?,
+    };
+    t.set("method", method)?;
+    t.set("url", url)?;
+    Ok(t)
+}
+
+/// `http.request{ method, url, headers, body | json | form, timeout_ms }`.
+async fn outbound(lua: Lua, opts: Table) -> mlua::Result<(Option<Table>, Option<String>)> {
+    require_phase(&lua, "http.request", &[Phase::Request, Phase::Script])?;
+    let client = shared(&lua)?.client.clone();
+    let url: String = opts.get("url")?;
+    let method: String = opts.get::<Option<String>>("method")?.unwrap_or_else(|| "GET".into());
+    let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| mlua::Error::runtime(format!("http.request: bad method {method:?}")))?;
+    let parsed = match url::Url::parse(&url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+        Ok(_) => return fail("bad_url", format!("{url:?} is not an http(s) URL")),
+        Err(e) => return fail("bad_url", format!("{url:?}: {e}")),
+    };
+    let timeout = Duration::from_millis(opts.get::<Option<u64>>("timeout_ms")?.unwrap_or(10_000));
+    let mut rb = client.request(method, parsed).timeout(timeout);
+    if let Some(headers) = opts.get::<Option<Table>>("headers")? {
+        for pair in headers.pairs::<String, String>() {
+            let (k, v) = pair?;
+            rb = rb.header(k, v);
+        }
+    }
+    if let Some(v) = opts.get::<Option<Value>>("json")? {
+        let json = super::json::to_json(&lua, v).map_err(|e| mlua::Error::runtime(format!("http.request: {e}")))?;
+        rb = rb.json(&json);
+    } else if let Some(form) = opts.get::<Option<Table>>("form")? {
+        let mut pairs = Vec::new();
+        for pair in form.pairs::<String, String>() {
+            pairs.push(pair?);
+        }
+        rb = rb.form(&pairs);
+    } else if let Some(body) = opts.get::<Option<mlua::String>>("body")? {
+        rb = rb.body(body.as_bytes().to_vec());
+    }
+    let resp = match rb.send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => return fail("timeout", e),
+        Err(e) if e.is_connect() => return fail("connect_error", e),
+        Err(e) => return fail("http_error", e),
+    };
+    let status = resp.status().as_u16();
+    let headers = lua.create_table()?;
+    for (k, v) in resp.headers() {
+        headers.set(k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned())?;
+    }
+    if resp.content_length().is_some_and(|n| n as usize > MAX_OUTBOUND_BODY) {
+        return fail("too_large", format!("the response body is over {MAX_OUTBOUND_BODY} bytes"));
+    }
+    let body = match resp.bytes().await {
+        Ok(b) if b.len() > MAX_OUTBOUND_BODY => return fail("too_large", "the response body is too large"),
+        Ok(b) => b,
+        Err(e) => return fail("http_error", e),
+    };
+    let t = lua.create_table()?;
+    t.set("status", status)?;
+    t.set("headers", headers)?;
+    t.set("body", lua.create_string(&body)?)?;
+    t.set_metatable(Some(request_methods(&lua)?));
+    Ok((Some(t), None))
+}
