@@ -173,7 +173,7 @@ impl LuaHost {
         chunk.set_environment(vm.fresh_env()?)?;
         vm.set_phase(Phase::Load);
         vm.lua.set_app_data(RouteCollector::default());
-        let ran = chunk.call_async::<()>(()).await;
+        let ran = vm.call::<()>(chunk, ()).await;
         let collected = vm.lua.remove_app_data::<RouteCollector>().map(|c| c.0).unwrap_or_default();
         ran.map(|_| collected)
     }
@@ -215,7 +215,7 @@ impl LuaHost {
         };
         vm.set_phase(Phase::Request);
         let req_table = crate::stdlib::http::request_table(&vm.lua, &req)?;
-        let ret: Value = handler.call_async(req_table).await?;
+        let ret: Value = vm.call(handler, req_table).await?;
         crate::stdlib::http::response_from(&vm.lua, ret)
     }
 
@@ -236,7 +236,7 @@ impl LuaHost {
         };
         let chunk = setup().map_err(|e| RunError::Lua(e.to_string()))?;
         let argv = mlua::Variadic::from_iter(args.iter().cloned());
-        chunk.call_async::<()>(argv).await.map_err(|e| RunError::Lua(e.to_string()))
+        vm.call::<()>(chunk, argv).await.map_err(|e| RunError::Lua(e.to_string()))
     }
 }
 
@@ -266,9 +266,25 @@ pub fn shared(lua: &Lua) -> mlua::Result<Arc<Shared>> {
         .ok_or_else(|| mlua::Error::runtime("engine context missing from this Lua state"))
 }
 
-/// `nil, "code: message"`, the stdlib's answer to a failure of input or of the world.
-pub fn fail<T>(code: &str, message: impl std::fmt::Display) -> mlua::Result<(Option<T>, Option<String>)> {
-    Ok((None, Some(format!("{code}: {message}"))))
+/// What a stdlib call that can fail on its input or on the world returns: the value alone on
+/// success, `nil, "code: message"` on failure (misuse raises instead; see STYLE.md).
+pub enum Outcome<T> {
+    Ok(T),
+    Fail(String),
+}
+
+impl<T: mlua::IntoLua> mlua::IntoLuaMulti for Outcome<T> {
+    fn into_lua_multi(self, lua: &Lua) -> mlua::Result<mlua::MultiValue> {
+        match self {
+            Outcome::Ok(v) => v.into_lua_multi(lua),
+            Outcome::Fail(err) => (Value::Nil, err).into_lua_multi(lua),
+        }
+    }
+}
+
+/// `nil, "code: message"`.
+pub fn fail<T>(code: &str, message: impl std::fmt::Display) -> mlua::Result<Outcome<T>> {
+    Ok(Outcome::Fail(format!("{code}: {message}")))
 }
 
 /// Takes a response userdata out of a Lua value.

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+use mlua::{FromLuaMulti, Function, HookTriggers, IntoLuaMulti, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
 use super::{Phase, Shared};
 
@@ -76,17 +76,6 @@ impl Vm {
         lua.set_app_data(shared);
         lua.set_app_data(Phase::Load);
 
-        // The hook is installed once, before any coroutine exists, so every thread inherits it.
-        lua.set_hook(HookTriggers::new().every_nth_instruction(1000), |lua, _debug| {
-            if let Some(b) = lua.app_data_ref::<Budget>() {
-                if b.exceeded.load(Ordering::Relaxed) || b.deadline.is_some_and(|d| Instant::now() >= d) {
-                    b.exceeded.store(true, Ordering::Relaxed);
-                    return Err(mlua::Error::runtime(BUDGET_EXCEEDED));
-                }
-            }
-            Ok(VmState::Continue)
-        });
-
         let globals = lua.globals();
         // Nothing reads files, not even the trusted Lua-written stdlib modules that run with
         // these globals.
@@ -146,6 +135,15 @@ impl Vm {
         Ok(Vm { lua, env_mt, budget_exceeded: exceeded, chunks: HashMap::new() })
     }
 
+    /// Calls `f` under the run budget. mlua delivers an instruction hook only to the thread it
+    /// was set on (and the async call runs in its own coroutine), so every call gets a thread
+    /// of its own with the budget hook on it.
+    pub async fn call<R: FromLuaMulti>(&self, f: Function, args: impl IntoLuaMulti) -> mlua::Result<R> {
+        let thread = self.lua.create_thread(f)?;
+        thread.set_hook(HookTriggers::new().every_nth_instruction(1000), budget_hook);
+        thread.into_async::<R>(args).await
+    }
+
     /// A fresh global environment: nothing a previous run set is visible in it.
     pub fn fresh_env(&self) -> mlua::Result<Table> {
         let env = self.lua.create_table()?;
@@ -184,6 +182,18 @@ impl Vm {
     pub fn budget_was_exceeded(&self) -> bool {
         self.budget_exceeded.load(Ordering::Relaxed)
     }
+}
+
+/// Stops CPU-bound Lua once the deadline has passed, and keeps stopping it: a `pcall` that
+/// catches the first error runs into the next one 1000 instructions later.
+fn budget_hook(lua: &Lua, _debug: mlua::Debug) -> mlua::Result<VmState> {
+    if let Some(b) = lua.app_data_ref::<Budget>() {
+        if b.exceeded.load(Ordering::Relaxed) || b.deadline.is_some_and(|d| Instant::now() >= d) {
+            b.exceeded.store(true, Ordering::Relaxed);
+            return Err(mlua::Error::runtime(BUDGET_EXCEEDED));
+        }
+    }
+    Ok(VmState::Continue)
 }
 
 /// A proxy whose reads go to `target` and whose writes raise.

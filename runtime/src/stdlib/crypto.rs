@@ -9,7 +9,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::lua::fail;
+use crate::lua::{fail, Outcome};
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
@@ -32,9 +32,11 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         Ok(constant_time_eq(&a.as_bytes(), &b.as_bytes()))
     })?)?;
     m.set("base64url_encode", lua.create_function(|_, data: mlua::String| Ok(URL_SAFE_NO_PAD.encode(data.as_bytes())))?)?;
-    m.set("base64url_decode", lua.create_function(|lua, text: String| {
-        match URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')) {
-            Ok(bytes) => Ok((Some(lua.create_string(&bytes)?), None)),
+    m.set("base64url_decode", lua.create_function(|lua, text: mlua::String| {
+        let bytes = text.as_bytes();
+        let end = bytes.iter().rposition(|b| *b != b'=').map_or(0, |i| i + 1);
+        match URL_SAFE_NO_PAD.decode(&bytes[..end]) {
+            Ok(bytes) => Ok(Outcome::Ok(lua.create_string(&bytes)?)),
             Err(e) => fail("bad_encoding", e),
         }
     })?)?;

@@ -7,9 +7,10 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use mlua::{AnyUserData, Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 
-use crate::lua::{fail, require_phase, shared, FlowRequest, FlowResponse, Phase, RouteCollector};
+use crate::lua::{fail, require_phase, shared, Outcome, FlowRequest, FlowResponse, Phase, RouteCollector};
 
-const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+/// HEAD is not among them: a HEAD request is answered by the GET route, without the body.
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 /// Bodies an outbound call reads at most.
 const MAX_OUTBOUND_BODY: usize = 10 * 1024 * 1024;
 
@@ -196,7 +197,7 @@ fn request_methods(lua: &Lua) -> mlua::Result<Table> {
     methods.set("json", lua.create_function(|lua, this: Table| {
         let body: mlua::String = this.raw_get("body")?;
         match serde_json::from_slice::<serde_json::Value>(&body.as_bytes()) {
-            Ok(v) => Ok((Some(super::json::from_json(lua, &v)?), None)),
+            Ok(v) => Ok(Outcome::Ok(super::json::from_json(lua, &v)?)),
             Err(e) => fail("bad_json", e),
         }
     })?)?;
@@ -222,18 +223,22 @@ pub fn response_from(lua: &Lua, ret: Value) -> mlua::Result<FlowResponse> {
     }
 }
 
+/// A copy of the caller's options with `method` and `url` set (the caller's table is left alone).
 fn with_method(lua: &Lua, opts: Option<Table>, method: &str, url: String) -> mlua::Result<Table> {
-    let t = match opts {
-        Some(t) => t,
-        None => lua.create_table()?,
-    };
+    let t = lua.create_table()?;
+    if let Some(opts) = opts {
+        for pair in opts.pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            t.raw_set(k, v)?;
+        }
+    }
     t.set("method", method)?;
     t.set("url", url)?;
     Ok(t)
 }
 
 /// `http.request{ method, url, headers, body | json | form, timeout_ms }`.
-async fn outbound(lua: Lua, opts: Table) -> mlua::Result<(Option<Table>, Option<String>)> {
+async fn outbound(lua: Lua, opts: Table) -> mlua::Result<Outcome<Table>> {
     require_phase(&lua, "http.request", &[Phase::Request, Phase::Script])?;
     let client = shared(&lua)?.client.clone();
     let url: String = opts.get("url")?;
@@ -272,9 +277,12 @@ async fn outbound(lua: Lua, opts: Table) -> mlua::Result<(Option<Table>, Option<
         Err(e) => return fail("http_error", e),
     };
     let status = resp.status().as_u16();
+    // Repeated headers are joined with ", ", as on requests.
     let headers = lua.create_table()?;
-    for (k, v) in resp.headers() {
-        headers.set(k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned())?;
+    for name in resp.headers().keys() {
+        let joined: Vec<String> =
+            resp.headers().get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+        headers.set(name.as_str(), joined.join(", "))?;
     }
     if resp.content_length().is_some_and(|n| n as usize > MAX_OUTBOUND_BODY) {
         return fail("too_large", format!("the response body is over {MAX_OUTBOUND_BODY} bytes"));
@@ -289,5 +297,5 @@ async fn outbound(lua: Lua, opts: Table) -> mlua::Result<(Option<Table>, Option<
     t.set("headers", headers)?;
     t.set("body", lua.create_string(&body)?)?;
     t.set_metatable(Some(request_methods(&lua)?));
-    Ok((Some(t), None))
+    Ok(Outcome::Ok(t))
 }

@@ -2,7 +2,8 @@
 
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 
-use crate::lua::fail;
+
+use crate::lua::{fail, Outcome};
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
@@ -14,11 +15,11 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             Err(e) => return fail("unencodable", e),
         };
         let text = if pretty { serde_json::to_string_pretty(&json) } else { serde_json::to_string(&json) };
-        text.map_or_else(|e| fail("unencodable", e), |t| Ok((Some(t), None)))
+        text.map_or_else(|e| fail("unencodable", e), |t| Ok(Outcome::Ok(t)))
     })?)?;
     m.set("decode", lua.create_function(|lua, text: mlua::String| {
         match serde_json::from_slice::<serde_json::Value>(&text.as_bytes()) {
-            Ok(v) => Ok((Some(from_json(lua, &v)?), None)),
+            Ok(v) => Ok(Outcome::Ok(from_json(lua, &v)?)),
             Err(e) => fail("bad_json", e),
         }
     })?)?;
@@ -34,9 +35,60 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     Ok(m)
 }
 
-/// A Lua value as JSON. Tables with only 1..n keys are arrays; `json.null` is null.
+/// A Lua value as JSON, refusing rather than dropping what JSON cannot say: a table is an
+/// array when its keys are exactly 1..n (or it carries `json.array`'s mark), an object when
+/// all its keys are strings, and an error otherwise; `json.null` is null; NaN is an error.
 pub fn to_json(lua: &Lua, value: Value) -> Result<serde_json::Value, String> {
-    lua.from_value::<serde_json::Value>(value).map_err(|e| e.to_string())
+    convert(lua, &value, 0)
+}
+
+const MAX_DEPTH: usize = 64;
+
+fn convert(lua: &Lua, value: &Value, depth: usize) -> Result<serde_json::Value, String> {
+    use serde_json::Value as J;
+    Ok(match value {
+        Value::Nil => J::Null,
+        Value::LightUserData(p) if p.0.is_null() => J::Null,
+        Value::Boolean(b) => J::Bool(*b),
+        Value::Integer(i) => J::from(*i),
+        Value::Number(n) => J::Number(
+            serde_json::Number::from_f64(*n).ok_or_else(|| format!("{n} cannot be encoded (NaN or infinity)"))?,
+        ),
+        Value::String(s) => J::String(s.to_str().map_err(|_| "a string is not valid UTF-8".to_string())?.to_string()),
+        Value::Table(t) => {
+            if depth >= MAX_DEPTH {
+                return Err(format!("tables nested deeper than {MAX_DEPTH} levels (a cycle?)"));
+            }
+            let marked_array = t.metatable().is_some_and(|m| m == lua.array_metatable());
+            let mut items: Vec<(i64, J)> = Vec::new();
+            let mut fields = serde_json::Map::new();
+            for pair in t.clone().pairs::<Value, Value>() {
+                let (k, v) = pair.map_err(|e| e.to_string())?;
+                let v = convert(lua, &v, depth + 1)?;
+                match k {
+                    Value::Integer(i) => items.push((i, v)),
+                    Value::String(s) => {
+                        fields.insert(s.to_str().map_err(|_| "a key is not valid UTF-8".to_string())?.to_string(), v);
+                    }
+                    other => return Err(format!("a {} key cannot be encoded", other.type_name())),
+                }
+            }
+            match (items.is_empty(), fields.is_empty()) {
+                (true, true) if marked_array => J::Array(vec![]),
+                (true, _) if !marked_array => J::Object(fields),
+                (false, true) => {
+                    items.sort_by_key(|(i, _)| *i);
+                    if items.iter().enumerate().any(|(n, (i, _))| *i != n as i64 + 1) {
+                        return Err("a sparse array cannot be encoded (fill the gaps with json.null)".into());
+                    }
+                    J::Array(items.into_iter().map(|(_, v)| v).collect())
+                }
+                _ if marked_array => return Err("a table marked as an array has named keys".into()),
+                _ => return Err("a table mixes array items and named keys".into()),
+            }
+        }
+        other => return Err(format!("a {} cannot be encoded", other.type_name())),
+    })
 }
 
 /// JSON as a Lua value; null becomes `json.null`, arrays keep their array-ness.

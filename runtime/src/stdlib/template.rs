@@ -3,7 +3,7 @@
 
 use mlua::{Lua, Table, Value};
 
-use crate::lua::shared;
+use crate::lua::{shared, Outcome};
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
@@ -13,9 +13,9 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             Some(v) => super::json::to_json(lua, v).map_err(|e| mlua::Error::runtime(format!("template.render: context: {e}")))?,
         };
         match shared(lua)?.templates.render(&name, &ctx) {
-            Ok(html) => Ok((Some(html), None)),
+            Ok(html) => Ok(Outcome::Ok(html)),
             // TemplateError's text already starts with its code word (not_found, render_error).
-            Err(e) => Ok((None, Some(e.to_string()))),
+            Err(e) => Ok(Outcome::Fail(e.to_string())),
         }
     })?)?;
     Ok(m)
