@@ -550,6 +550,40 @@ mod tests {
         assert!(e.contains("backend.url: missing required value"), "{e}");
     }
 
+    /// The keys a table accepts, read from serde's own "expected one of" message, so the list
+    /// is derived from the structs above and never written twice.
+    fn accepted_keys(table: &str) -> Vec<String> {
+        let doc = if table.is_empty() { "zz_unknown = 1\n".to_string() } else { format!("[{table}]\nzz_unknown = 1\n") };
+        let msg = Config::from_toml_str(&doc, None).err().map(|e| e.reason).unwrap_or_default();
+        let list = msg.split("expected").nth(1).unwrap_or_default(); // "one of `a`, `b`", "`a` or `b`", "`a`"
+        list.split('`').skip(1).step_by(2).map(str::to_string).collect()
+    }
+
+    #[test]
+    fn example_documents_every_key() {
+        let text = include_str!("../../engine.toml.example");
+        let example: toml::Table = toml::from_str(text).unwrap_or_default();
+        let mut checked = 0;
+        for table in ["", "server", "backend", "auth", "auth.passkey", "auth.oidc_provider", "flows", "templates", "log"] {
+            let mut node = &example;
+            for part in table.split('.').filter(|p| !p.is_empty()) {
+                node = node.get(part).and_then(|v| v.as_table()).unwrap_or_else(|| unreachable_table(table));
+            }
+            let keys = accepted_keys(table);
+            assert!(!keys.is_empty(), "no keys found for [{table}]");
+            for key in keys {
+                assert!(node.contains_key(&key), "engine.toml.example does not document {table}.{key}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 20);
+    }
+
+    #[allow(clippy::panic)]
+    fn unreachable_table(t: &str) -> &'static toml::Table {
+        panic!("engine.toml.example has no [{t}] table")
+    }
+
     #[test]
     fn env_expansion() {
         std::env::set_var("ASSAY_CFG_TEST_HOST", "auth.example.com");

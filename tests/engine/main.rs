@@ -1,1 +1,53 @@
-fn main(){}
+//! The one integration-test binary (see Kanidm's DO_NOT_ADD_MORE_TESTS_HERE: one binary links
+//! once). Every case runs twice, on SQLite and on PostgreSQL: `sqlite::<case>` and
+//! `postgres::<case>`. The PostgreSQL half needs `ASSAY_TEST_PG_URL` (tests/run provides it)
+//! and fails, never skips, without it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cases;
+mod harness;
+
+/// Cases that need the fixed default port take turns.
+pub static DEFAULT_PORT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::cases::$case(crate::harness::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::cases::$case(crate::harness::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    serve_with_no_config,
+    admin_key_written_once,
+    readiness,
+    config_errors,
+    example_config_loads,
+    flow_and_template_override,
+    lua_error_and_runaway,
+    sandbox,
+    module_switching,
+    migrations_twice_and_concurrently,
+    body_limit,
+    http_basics,
+    graceful_shutdown,
+    timeouts,
+    stdlib_examples,
+    run_scripts,
+    bad_flows_stop_startup,
+);
