@@ -304,12 +304,7 @@ pub async fn module_switching(b: Backend) {
     assert_eq!(c.get(e.at("/auth/hello")).send().await.expect("get").status(), 200);
     let (code, out, err) = run_cli(&["modules", "disable", "auth", "--config", &config], db.dir.path());
     assert_eq!(code, 0, "{out}{err}");
-    let off = eventually(Duration::from_secs(6), || {
-        let c = c.clone();
-        let url = e.at("/auth/hello");
-        async move { c.get(url).send().await.map(|r| r.status() == 404).unwrap_or(false) }
-    })
-    .await;
+    let off = status_becomes(&e.at("/auth/hello"), 404, Duration::from_secs(6)).await;
     assert!(off, "auth routes still served after disabling the module");
     assert_eq!(c.get(e.at("/healthz")).send().await.expect("get").status(), 200);
     let (_, out, _) = run_cli(&["modules", "list", "--config", &config], db.dir.path());
@@ -319,12 +314,7 @@ pub async fn module_switching(b: Backend) {
     let e = setup.start().await;
     assert_eq!(c.get(e.at("/auth/hello")).send().await.expect("get").status(), 404);
     run_cli(&["modules", "enable", "auth", "--config", &config], db.dir.path());
-    let on = eventually(Duration::from_secs(6), || {
-        let c = c.clone();
-        let url = e.at("/auth/hello");
-        async move { c.get(url).send().await.map(|r| r.status() == 200).unwrap_or(false) }
-    })
-    .await;
+    let on = status_becomes(&e.at("/auth/hello"), 200, Duration::from_secs(6)).await;
     assert!(on, "auth routes not back after enabling the module");
     let (code, _, err) = run_cli(&["modules", "enable", "nope", "--config", &config], db.dir.path());
     assert_ne!(code, 0);

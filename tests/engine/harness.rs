@@ -359,3 +359,13 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Polls `GET url` until it answers `status` or `within` passes.
+pub async fn status_becomes(url: &str, status: u16, within: Duration) -> bool {
+    let c = client();
+    eventually(within, || {
+        let (c, url) = (c.clone(), url.to_string());
+        async move { c.get(url).send().await.map(|r| r.status().as_u16() == status).unwrap_or(false) }
+    })
+    .await
+}
