@@ -9,6 +9,7 @@
 //! puts the state back. No value set by one request can be seen by the next.
 
 pub mod flows;
+pub mod request;
 pub mod sandbox;
 
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use crate::config::Config;
 use crate::storage::Db;
 use crate::templates::Templates;
 pub use flows::{FlowError, FlowSource, RouteEntry, RouteMatch, RouteTable};
+pub use request::{CurrentRequest, FlowRequest};
 use sandbox::Vm;
 
 /// Where a call is being made; stdlib functions check it (Kong's phases, our request kinds).
@@ -50,27 +52,6 @@ pub struct Shared {
     pub templates: Templates,
     pub db: Option<Db>,
     pub client: reqwest::Client,
-}
-
-/// A request as a flow sees it.
-#[derive(Debug, Clone, Default)]
-pub struct FlowRequest {
-    pub method: String,
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    /// Lower-case names; repeated headers joined with ", ".
-    pub headers: Vec<(String, String)>,
-    pub cookies: Vec<(String, String)>,
-    pub params: Vec<(String, String)>,
-    pub body: Bytes,
-    pub ip: String,
-    pub request_id: String,
-}
-
-impl FlowRequest {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
 }
 
 /// A response a flow built with `assay.http`.
@@ -104,6 +85,15 @@ pub struct LuaHost {
 /// Handlers `http.route` collected during one run of a flow's top level.
 #[derive(Default)]
 pub struct RouteCollector(pub Vec<(String, String, Function)>);
+
+/// The handler a request wants from its flow's top level: the `ordinal`-th route registered,
+/// which must still be `method` `path` (routes may not depend on the request).
+pub struct WantedRoute {
+    pub ordinal: usize,
+    pub method: String,
+    pub path: String,
+    pub flow: String,
+}
 
 impl LuaHost {
     /// Loads bundled and overriding flows and learns their routes by running each once.
@@ -202,21 +192,28 @@ impl LuaHost {
         }
     }
 
+    /// Re-runs the flow's top level in a fresh environment and calls the wanted handler, both
+    /// inside one Lua thread (the state's runner), so a request costs one async call.
     async fn call_handler(&self, vm: &mut Vm, entry: &RouteEntry, req: FlowRequest) -> mlua::Result<FlowResponse> {
-        let mut handlers = self.run_top_level(vm, entry.flow).await?;
-        let handler = match handlers.get(entry.ordinal) {
-            Some((m, p, _)) if *m == entry.method && *p == entry.pattern.text => handlers.swap_remove(entry.ordinal).2,
-            _ => {
-                return Err(mlua::Error::runtime(format!(
-                    "flow {} registered different routes than at start-up; routes must not depend on the request",
-                    self.flows[entry.flow].name
-                )))
-            }
-        };
-        vm.set_phase(Phase::Request);
-        let req_table = crate::stdlib::http::request_table(&vm.lua, &req)?;
-        let ret: Value = vm.call(handler, req_table).await?;
-        crate::stdlib::http::response_from(&vm.lua, ret)
+        let flow = &self.flows[entry.flow];
+        let chunk = vm.chunk(entry.flow, &flow.name, &flow.source)?;
+        chunk.set_environment(vm.fresh_env()?)?;
+        vm.set_phase(Phase::Load);
+        let lua = vm.lua.clone();
+        lua.set_app_data(RouteCollector::default());
+        lua.set_app_data(WantedRoute {
+            ordinal: entry.ordinal,
+            method: entry.method.clone(),
+            path: entry.pattern.text.clone(),
+            flow: flow.name.clone(),
+        });
+        let req_table = crate::stdlib::http::request_table(&lua, &req)?;
+        lua.set_app_data(CurrentRequest(req));
+        let ret = vm.call::<Value>(vm.runner(), (chunk, req_table)).await;
+        lua.remove_app_data::<RouteCollector>();
+        lua.remove_app_data::<WantedRoute>();
+        lua.remove_app_data::<CurrentRequest>();
+        crate::stdlib::http::response_from(&lua, ret?)
     }
 
     /// Runs an operator script (`assay-engine run`) with `env` and `arg` as globals.

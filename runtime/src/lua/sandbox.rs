@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use mlua::{FromLuaMulti, Function, HookTriggers, IntoLuaMulti, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
-use super::{Phase, Shared};
+use super::{Phase, RouteCollector, Shared, WantedRoute};
 
 /// Base functions a chunk may call. Deliberately absent: `load`, `loadstring`, `dofile`,
 /// `loadfile`, `rawset`, `collectgarbage`, `setfenv`-likes, `require` (replaced by ours),
@@ -54,9 +54,22 @@ local function xpcall(f, handler, ...) return rethrow(raw_xpcall(f, handler, ...
 return pcall, xpcall
 "#;
 
+/// Serves one request in one Lua thread: the flow's top level (phase load, registering
+/// routes), then the wanted handler (phase request).
+const RUNNER: &str = r#"
+local take_handler, enter_request = ...
+return function(chunk, req)
+  chunk()
+  local handler = take_handler()
+  enter_request()
+  return handler(req)
+end
+"#;
+
 /// A Lua state with the stdlib installed and the flows it has compiled so far.
 pub struct Vm {
     pub lua: Lua,
+    runner: Function,
     env_mt: Table,
     budget_exceeded: Arc<AtomicBool>,
     /// Compiled chunks by flow index: each flow is compiled once per state.
@@ -132,7 +145,24 @@ impl Vm {
         env_mt.raw_set("__newindex", lua.create_function(deny_global)?)?;
         env_mt.raw_set("__metatable", false)?;
 
-        Ok(Vm { lua, env_mt, budget_exceeded: exceeded, chunks: HashMap::new() })
+        let take_handler = lua.create_function(|lua, ()| {
+            let wanted = lua.app_data_ref::<WantedRoute>().ok_or_else(|| mlua::Error::runtime("no route is wanted"))?;
+            let mut collected = lua.app_data_mut::<RouteCollector>().ok_or_else(|| mlua::Error::runtime("no routes collected"))?;
+            match collected.0.get(wanted.ordinal) {
+                Some((m, p, _)) if *m == wanted.method && *p == wanted.path => Ok(collected.0.swap_remove(wanted.ordinal).2),
+                _ => Err(mlua::Error::runtime(format!(
+                    "flow {} registered different routes than at start-up; routes must not depend on the request",
+                    wanted.flow
+                ))),
+            }
+        })?;
+        let enter_request = lua.create_function(|lua, ()| {
+            lua.set_app_data(Phase::Request);
+            Ok(())
+        })?;
+        let runner = lua.load(RUNNER).set_name("=runner").call((take_handler, enter_request))?;
+
+        Ok(Vm { lua, runner, env_mt, budget_exceeded: exceeded, chunks: HashMap::new() })
     }
 
     /// Calls `f` under the run budget. mlua delivers an instruction hook only to the thread it
@@ -142,6 +172,11 @@ impl Vm {
         let thread = self.lua.create_thread(f)?;
         thread.set_hook(HookTriggers::new().every_nth_instruction(1000), budget_hook);
         thread.into_async::<R>(args).await
+    }
+
+    /// The function that serves one request (see [`RUNNER`]).
+    pub fn runner(&self) -> Function {
+        self.runner.clone()
     }
 
     /// A fresh global environment: nothing a previous run set is visible in it.

@@ -105,9 +105,8 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
     let flow_req = FlowRequest {
         method,
         path,
-        query: parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default(),
-        headers: headers_of(&parts.headers),
-        cookies: cookies_of(&parts.headers),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
         params,
         body,
         ip: peer.ip().to_string(),
@@ -192,30 +191,4 @@ fn into_http(r: FlowResponse) -> Response<Full<Bytes>> {
         headers.append(header::SET_COOKIE, cookie);
     }
     resp
-}
-
-fn headers_of(h: &http::HeaderMap) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::with_capacity(h.keys_len());
-    for name in h.keys() {
-        let joined = h
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect::<Vec<_>>()
-            .join(", ");
-        out.push((name.as_str().to_string(), joined));
-    }
-    out
-}
-
-fn cookies_of(h: &http::HeaderMap) -> Vec<(String, String)> {
-    h.get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            Some((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
-        })
-        .collect()
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use mlua::{AnyUserData, Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 
-use crate::lua::{fail, require_phase, shared, Outcome, FlowRequest, FlowResponse, Phase, RouteCollector};
+use crate::lua::{fail, require_phase, shared, CurrentRequest, FlowRequest, FlowResponse, Outcome, Phase, RouteCollector};
 
 /// HEAD is not among them: a HEAD request is answered by the GET route, without the body.
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -154,56 +154,78 @@ fn set_cookie(name: &str, value: &str, opts: Option<&Table>, secure_default: boo
     Ok(s)
 }
 
-/// The request table a handler receives.
+/// The request table a handler receives: `method`, `path`, `ip` and `request_id` now, the other
+/// fields from the state's [`CurrentRequest`] when first read.
 pub fn request_table(lua: &Lua, req: &FlowRequest) -> mlua::Result<Table> {
-    let pairs = |items: &[(String, String)]| -> mlua::Result<Table> {
-        let t = lua.create_table_with_capacity(0, items.len())?;
-        for (k, v) in items {
-            t.raw_set(k.as_str(), v.as_str())?;
-        }
-        Ok(t)
-    };
-    let t = lua.create_table_with_capacity(0, 12)?;
+    let t = lua.create_table_with_capacity(0, 8)?;
     t.raw_set("method", req.method.as_str())?;
     t.raw_set("path", req.path.as_str())?;
-    t.raw_set("query", pairs(&req.query)?)?;
-    t.raw_set("headers", pairs(&req.headers)?)?;
-    t.raw_set("cookies", pairs(&req.cookies)?)?;
-    t.raw_set("params", pairs(&req.params)?)?;
-    let form: Vec<(String, String)> = if req
-        .header("content-type")
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
-    {
-        form_urlencoded::parse(&req.body).into_owned().collect()
-    } else {
-        Vec::new()
-    };
-    t.raw_set("form", pairs(&form)?)?;
-    t.raw_set("body", lua.create_string(&req.body)?)?;
     t.raw_set("ip", req.ip.as_str())?;
     t.raw_set("request_id", req.request_id.as_str())?;
-    t.set_metatable(Some(request_methods(lua)?));
+    t.set_metatable(Some(cached_metatable(lua, "assay.http.request_mt", request_metatable)?));
     Ok(t)
 }
 
-/// Methods shared by every request table, built once per state.
-fn request_methods(lua: &Lua) -> mlua::Result<Table> {
-    const KEY: &str = "assay.http.request_mt";
-    if let Ok(Value::Table(mt)) = lua.named_registry_value::<Value>(KEY) {
+/// A metatable built once per state and kept in the registry.
+fn cached_metatable(lua: &Lua, key: &str, build: fn(&Lua) -> mlua::Result<Table>) -> mlua::Result<Table> {
+    if let Ok(Value::Table(mt)) = lua.named_registry_value::<Value>(key) {
         return Ok(mt);
     }
-    let methods = lua.create_table()?;
-    // `req:json()`: the body decoded, or nil, "bad_json: ...".
-    methods.set("json", lua.create_function(|lua, this: Table| {
-        let body: mlua::String = this.raw_get("body")?;
+    let mt = build(lua)?;
+    lua.set_named_registry_value(key, mt.clone())?;
+    Ok(mt)
+}
+
+fn request_metatable(lua: &Lua) -> mlua::Result<Table> {
+    let json = json_method(lua)?;
+    let mt = lua.create_table()?;
+    mt.set("__index", lua.create_function(move |lua, (this, key): (Table, mlua::String)| -> mlua::Result<Value> {
+        let key = key.to_str()?;
+        if &*key == "json" {
+            return Ok(Value::Function(json.clone()));
+        }
+        let Some(current) = lua.app_data_ref::<CurrentRequest>() else { return Ok(Value::Nil) };
+        let req = &current.0;
+        let value = match &*key {
+            "query" => pairs_table(lua, &req.query_pairs())?,
+            "headers" => pairs_table(lua, &req.header_pairs())?,
+            "cookies" => pairs_table(lua, &req.cookie_pairs())?,
+            "form" => pairs_table(lua, &req.form_pairs())?,
+            "params" => pairs_table(lua, &req.params)?,
+            "body" => Value::String(lua.create_string(&req.body)?),
+            _ => return Ok(Value::Nil),
+        };
+        drop(current);
+        this.raw_set(&*key, value.clone())?;
+        Ok(value)
+    })?)?;
+    Ok(mt)
+}
+
+fn pairs_table(lua: &Lua, items: &[(String, String)]) -> mlua::Result<Value> {
+    let t = lua.create_table_with_capacity(0, items.len())?;
+    for (k, v) in items {
+        t.raw_set(k.as_str(), v.as_str())?;
+    }
+    Ok(Value::Table(t))
+}
+
+/// `req:json()` / `res:json()`: the body decoded, or nil, "bad_json: ...".
+fn json_method(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|lua, this: Table| {
+        let body: mlua::String = this.get("body")?;
         match serde_json::from_slice::<serde_json::Value>(&body.as_bytes()) {
             Ok(v) => Ok(Outcome::Ok(super::json::from_json(lua, &v)?)),
             Err(e) => fail("bad_json", e),
         }
-    })?)?;
+    })
+}
+
+fn outbound_response_metatable(lua: &Lua) -> mlua::Result<Table> {
     let mt = lua.create_table()?;
+    let methods = lua.create_table()?;
+    methods.set("json", json_method(lua)?)?;
     mt.set("__index", methods)?;
-    lua.set_named_registry_value(KEY, mt.clone())?;
     Ok(mt)
 }
 
@@ -296,6 +318,6 @@ async fn outbound(lua: Lua, opts: Table) -> mlua::Result<Outcome<Table>> {
     t.set("status", status)?;
     t.set("headers", headers)?;
     t.set("body", lua.create_string(&body)?)?;
-    t.set_metatable(Some(request_methods(&lua)?));
+    t.set_metatable(Some(cached_metatable(&lua, "assay.http.response_mt", outbound_response_metatable)?));
     Ok(Outcome::Ok(t))
 }
