@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::storage::Db;
 use crate::templates::Templates;
 pub use flows::{FlowError, FlowSource, RouteEntry, RouteMatch, RouteTable};
-pub use request::{CurrentRequest, FlowRequest};
+pub use request::{FlowRequest, RequestRun};
 use sandbox::Vm;
 
 /// Where a call is being made; stdlib functions check it (Kong's phases, our request kinds).
@@ -82,18 +82,9 @@ pub struct LuaHost {
     pool_size: usize,
 }
 
-/// Handlers `http.route` collected during one run of a flow's top level.
+/// Handlers `http.route` collected while the engine learns a flow's routes at start-up.
 #[derive(Default)]
 pub struct RouteCollector(pub Vec<(String, String, Function)>);
-
-/// The handler a request wants from its flow's top level: the `ordinal`-th route registered,
-/// which must still be `method` `path` (routes may not depend on the request).
-pub struct WantedRoute {
-    pub ordinal: usize,
-    pub method: String,
-    pub path: String,
-    pub flow: String,
-}
 
 impl LuaHost {
     /// Loads bundled and overriding flows and learns their routes by running each once.
@@ -160,10 +151,10 @@ impl LuaHost {
     async fn run_top_level(&self, vm: &mut Vm, index: usize) -> mlua::Result<Vec<(String, String, Function)>> {
         let flow = &self.flows[index];
         let chunk = vm.chunk(index, &flow.name, &flow.source)?;
-        chunk.set_environment(vm.fresh_env()?)?;
+        let env = vm.fresh_env()?;
         vm.set_phase(Phase::Load);
         vm.lua.set_app_data(RouteCollector::default());
-        let ran = vm.call::<()>(chunk, ()).await;
+        let ran = vm.call::<()>(chunk, env).await;
         let collected = vm.lua.remove_app_data::<RouteCollector>().map(|c| c.0).unwrap_or_default();
         ran.map(|_| collected)
     }
@@ -197,22 +188,20 @@ impl LuaHost {
     async fn call_handler(&self, vm: &mut Vm, entry: &RouteEntry, req: FlowRequest) -> mlua::Result<FlowResponse> {
         let flow = &self.flows[entry.flow];
         let chunk = vm.chunk(entry.flow, &flow.name, &flow.source)?;
-        chunk.set_environment(vm.fresh_env()?)?;
         vm.set_phase(Phase::Load);
         let lua = vm.lua.clone();
-        lua.set_app_data(RouteCollector::default());
-        lua.set_app_data(WantedRoute {
+        let (method, path) = (lua.create_string(&req.method)?, lua.create_string(&req.path)?);
+        lua.set_app_data(RequestRun {
+            request: req,
             ordinal: entry.ordinal,
             method: entry.method.clone(),
             path: entry.pattern.text.clone(),
             flow: flow.name.clone(),
+            seen: 0,
+            handler: None,
         });
-        let req_table = crate::stdlib::http::request_table(&lua, &req)?;
-        lua.set_app_data(CurrentRequest(req));
-        let ret = vm.call::<Value>(vm.runner(), (chunk, req_table)).await;
-        lua.remove_app_data::<RouteCollector>();
-        lua.remove_app_data::<WantedRoute>();
-        lua.remove_app_data::<CurrentRequest>();
+        let ret = vm.run_request(chunk, method, path).await;
+        lua.remove_app_data::<RequestRun>();
         crate::stdlib::http::response_from(&lua, ret?)
     }
 

@@ -66,5 +66,28 @@ impl FlowRequest {
     }
 }
 
-/// The request being served by a state, read by the request table's lazy fields.
-pub struct CurrentRequest(pub FlowRequest);
+/// What a state is serving right now: the request (read by the request table's lazy fields)
+/// and the handler its flow's top level must register as its `ordinal`-th route, which must
+/// still be `method` `path` (routes may not depend on the request).
+pub struct RequestRun {
+    pub request: FlowRequest,
+    pub ordinal: usize,
+    pub method: String,
+    pub path: String,
+    pub flow: String,
+    /// Routes registered so far by this run of the top level.
+    pub seen: usize,
+    /// The wanted handler, once registered; `Err` if the route at `ordinal` was another one.
+    pub handler: Option<Result<mlua::Function, ()>>,
+}
+
+impl RequestRun {
+    /// `http.route` during a request: keep the wanted handler, check it is the same route.
+    pub fn register(&mut self, method: &[u8], path: &[u8], handler: mlua::Function) {
+        if self.seen == self.ordinal {
+            let same = method.eq_ignore_ascii_case(self.method.as_bytes()) && path == self.path.as_bytes();
+            self.handler = Some(if same { Ok(handler) } else { Err(()) });
+        }
+        self.seen += 1;
+    }
+}

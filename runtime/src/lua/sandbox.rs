@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use mlua::{FromLuaMulti, Function, HookTriggers, IntoLuaMulti, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
-use super::{Phase, RouteCollector, Shared, WantedRoute};
+use super::{Phase, RequestRun, Shared};
 
 /// Base functions a chunk may call. Deliberately absent: `load`, `loadstring`, `dofile`,
 /// `loadfile`, `rawset`, `collectgarbage`, `setfenv`-likes, `require` (replaced by ours),
@@ -54,22 +54,38 @@ local function xpcall(f, handler, ...) return rethrow(raw_xpcall(f, handler, ...
 return pcall, xpcall
 "#;
 
-/// Serves one request in one Lua thread: the flow's top level (phase load, registering
-/// routes), then the wanted handler (phase request).
+/// Serves one request in one Lua thread: the flow's top level in a fresh environment (phase
+/// load, registering routes), then the wanted handler (phase request) with a new request
+/// table. Both tables are made here, in Lua, which is cheaper than building them from Rust.
 const RUNNER: &str = r#"
-local take_handler, enter_request = ...
-return function(chunk, req)
-  chunk()
+local arm_budget, take_handler, env_mt, request_mt, setmetatable = ...
+return function(chunk, method, path)
+  arm_budget()
+  chunk(setmetatable({}, env_mt))
   local handler = take_handler()
-  enter_request()
-  return handler(req)
+  return handler(setmetatable({ method = method, path = path }, request_mt))
 end
 "#;
+
+/// Runs any function under the budget (see [`Vm::call`]).
+const BUDGETED: &str = r#"
+local arm_budget = ...
+return function(f, ...)
+  arm_budget()
+  return f(...)
+end
+"#;
+
+/// Prepended to every flow, on its first line so that line numbers stay true: the chunk takes
+/// its global environment as its argument. (Cheaper than mlua's `set_environment`, which
+/// compiles a helper chunk on every call.)
+const ENV_PARAMETER: &str = "local _ENV = ...; ";
 
 /// A Lua state with the stdlib installed and the flows it has compiled so far.
 pub struct Vm {
     pub lua: Lua,
     runner: Function,
+    budgeted: Function,
     env_mt: Table,
     budget_exceeded: Arc<AtomicBool>,
     /// Compiled chunks by flow index: each flow is compiled once per state.
@@ -83,6 +99,9 @@ impl Vm {
             LuaOptions::new(),
         )?;
         lua.set_memory_limit(memory_limit)?;
+        // Nearly everything a request allocates (its environment, request table, closures)
+        // dies with the request: generational collection suits that (0 = Lua's defaults).
+        lua.gc_gen(0, 0);
         let budget = Budget::default();
         let exceeded = budget.exceeded.clone();
         lua.set_app_data(budget);
@@ -144,39 +163,52 @@ impl Vm {
         env_mt.raw_set("__index", allowed)?;
         env_mt.raw_set("__newindex", lua.create_function(deny_global)?)?;
         env_mt.raw_set("__metatable", false)?;
+        let request_mt = crate::stdlib::http::request_metatable(&lua)?;
 
+        // The handler the request's re-run registered; from here on the phase is "request".
         let take_handler = lua.create_function(|lua, ()| {
-            let wanted = lua.app_data_ref::<WantedRoute>().ok_or_else(|| mlua::Error::runtime("no route is wanted"))?;
-            let mut collected = lua.app_data_mut::<RouteCollector>().ok_or_else(|| mlua::Error::runtime("no routes collected"))?;
-            match collected.0.get(wanted.ordinal) {
-                Some((m, p, _)) if *m == wanted.method && *p == wanted.path => Ok(collected.0.swap_remove(wanted.ordinal).2),
-                _ => Err(mlua::Error::runtime(format!(
-                    "flow {} registered different routes than at start-up; routes must not depend on the request",
-                    wanted.flow
-                ))),
-            }
-        })?;
-        let enter_request = lua.create_function(|lua, ()| {
+            let taken = {
+                let mut run = lua.app_data_mut::<RequestRun>().ok_or_else(|| mlua::Error::runtime("no request is being served"))?;
+                match run.handler.take() {
+                    Some(Ok(handler)) => Ok(handler),
+                    _ => Err(mlua::Error::runtime(format!(
+                        "flow {} registered different routes than at start-up; routes must not depend on the request",
+                        run.flow
+                    ))),
+                }
+            };
             lua.set_app_data(Phase::Request);
+            taken
+        })?;
+        // mlua delivers an instruction hook only to the thread it was set on, and each async
+        // call runs in a (recycled) coroutine of its own: so the first thing every call does is
+        // put the budget hook on the thread it runs in (inside a callback, `lua` is that thread).
+        let arm_budget = lua.create_function(|lua, ()| {
+            lua.set_hook(HookTriggers::new().every_nth_instruction(1000), budget_hook);
             Ok(())
         })?;
-        let runner = lua.load(RUNNER).set_name("=runner").call((take_handler, enter_request))?;
+        let budgeted = lua.load(BUDGETED).set_name("=budgeted").call(arm_budget.clone())?;
+        let runner = lua.load(RUNNER).set_name("=runner").call((
+            arm_budget,
+            take_handler,
+            env_mt.clone(),
+            request_mt,
+            globals.raw_get::<Function>("setmetatable")?,
+        ))?;
 
-        Ok(Vm { lua, runner, env_mt, budget_exceeded: exceeded, chunks: HashMap::new() })
+        Ok(Vm { lua, runner, budgeted, env_mt, budget_exceeded: exceeded, chunks: HashMap::new() })
     }
 
-    /// Calls `f` under the run budget. mlua delivers an instruction hook only to the thread it
-    /// was set on (and the async call runs in its own coroutine), so every call gets a thread
-    /// of its own with the budget hook on it.
+    /// Calls `f` under the run budget, as an async call (so it may await stdlib I/O).
     pub async fn call<R: FromLuaMulti>(&self, f: Function, args: impl IntoLuaMulti) -> mlua::Result<R> {
-        let thread = self.lua.create_thread(f)?;
-        thread.set_hook(HookTriggers::new().every_nth_instruction(1000), budget_hook);
-        thread.into_async::<R>(args).await
+        let mut all = args.into_lua_multi(&self.lua)?;
+        all.push_front(Value::Function(f));
+        self.budgeted.call_async::<R>(all).await
     }
 
-    /// The function that serves one request (see [`RUNNER`]).
-    pub fn runner(&self) -> Function {
-        self.runner.clone()
+    /// Serves one request with [`RUNNER`]: the flow's top level, then its wanted handler.
+    pub async fn run_request(&self, chunk: Function, method: mlua::String, path: mlua::String) -> mlua::Result<Value> {
+        self.runner.call_async((chunk, method, path)).await
     }
 
     /// A fresh global environment: nothing a previous run set is visible in it.
@@ -186,12 +218,14 @@ impl Vm {
         Ok(env)
     }
 
-    /// The flow's compiled chunk, compiling it on first use in this state.
+    /// The flow's compiled chunk, compiling it on first use in this state. Call it with its
+    /// environment as the argument (see [`ENV_PARAMETER`]).
     pub fn chunk(&mut self, index: usize, name: &str, source: &str) -> mlua::Result<Function> {
         if let Some(f) = self.chunks.get(&index) {
             return Ok(f.clone());
         }
-        let f = self.lua.load(source).set_name(format!("@flows/{name}")).into_function()?;
+        let text = format!("{ENV_PARAMETER}{source}");
+        let f = self.lua.load(text).set_name(format!("@flows/{name}")).into_function()?;
         self.chunks.insert(index, f.clone());
         Ok(f)
     }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use mlua::{AnyUserData, Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 
-use crate::lua::{fail, require_phase, shared, CurrentRequest, FlowRequest, FlowResponse, Outcome, Phase, RouteCollector};
+use crate::lua::{fail, require_phase, shared, FlowResponse, Outcome, Phase, RequestRun, RouteCollector};
 
 /// HEAD is not among them: a HEAD request is answered by the GET route, without the body.
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -53,10 +53,17 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     Ok(m)
 }
 
-/// `http.route(method, path, handler)`: legal only while a flow's top level runs.
-fn route(lua: &Lua, (method, path, handler): (String, String, Function)) -> mlua::Result<()> {
+/// `http.route(method, path, handler)`: legal only while a flow's top level runs. At start-up
+/// the engine learns the routes (validated here); a request's re-run of the top level only
+/// keeps the handler it wants, matched against those exact routes without copying a string.
+fn route(lua: &Lua, (method, path, handler): (mlua::String, mlua::String, Function)) -> mlua::Result<()> {
     require_phase(lua, "http.route", &[Phase::Load])?;
-    let method = method.to_ascii_uppercase();
+    if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
+        run.register(&method.as_bytes(), &path.as_bytes(), handler);
+        return Ok(());
+    }
+    let method = method.to_str()?.to_ascii_uppercase();
+    let path = path.to_str()?.to_string();
     if !METHODS.contains(&method.as_str()) {
         return Err(mlua::Error::runtime(format!("http.route: unsupported method {method:?}")));
     }
@@ -154,18 +161,6 @@ fn set_cookie(name: &str, value: &str, opts: Option<&Table>, secure_default: boo
     Ok(s)
 }
 
-/// The request table a handler receives: `method`, `path`, `ip` and `request_id` now, the other
-/// fields from the state's [`CurrentRequest`] when first read.
-pub fn request_table(lua: &Lua, req: &FlowRequest) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(0, 8)?;
-    t.raw_set("method", req.method.as_str())?;
-    t.raw_set("path", req.path.as_str())?;
-    t.raw_set("ip", req.ip.as_str())?;
-    t.raw_set("request_id", req.request_id.as_str())?;
-    t.set_metatable(Some(cached_metatable(lua, "assay.http.request_mt", request_metatable)?));
-    Ok(t)
-}
-
 /// A metatable built once per state and kept in the registry.
 fn cached_metatable(lua: &Lua, key: &str, build: fn(&Lua) -> mlua::Result<Table>) -> mlua::Result<Table> {
     if let Ok(Value::Table(mt)) = lua.named_registry_value::<Value>(key) {
@@ -176,7 +171,10 @@ fn cached_metatable(lua: &Lua, key: &str, build: fn(&Lua) -> mlua::Result<Table>
     Ok(mt)
 }
 
-fn request_metatable(lua: &Lua) -> mlua::Result<Table> {
+/// The metatable of the request table a handler receives (built by the state's runner with
+/// `method` and `path`): every other field comes from the state's [`RequestRun`] when first
+/// read, and `req:json()` decodes the body.
+pub fn request_metatable(lua: &Lua) -> mlua::Result<Table> {
     let json = json_method(lua)?;
     let mt = lua.create_table()?;
     mt.set("__index", lua.create_function(move |lua, (this, key): (Table, mlua::String)| -> mlua::Result<Value> {
@@ -184,8 +182,8 @@ fn request_metatable(lua: &Lua) -> mlua::Result<Table> {
         if &*key == "json" {
             return Ok(Value::Function(json.clone()));
         }
-        let Some(current) = lua.app_data_ref::<CurrentRequest>() else { return Ok(Value::Nil) };
-        let req = &current.0;
+        let Some(run) = lua.app_data_ref::<RequestRun>() else { return Ok(Value::Nil) };
+        let req = &run.request;
         let value = match &*key {
             "query" => pairs_table(lua, &req.query_pairs())?,
             "headers" => pairs_table(lua, &req.header_pairs())?,
@@ -193,9 +191,11 @@ fn request_metatable(lua: &Lua) -> mlua::Result<Table> {
             "form" => pairs_table(lua, &req.form_pairs())?,
             "params" => pairs_table(lua, &req.params)?,
             "body" => Value::String(lua.create_string(&req.body)?),
+            "ip" => Value::String(lua.create_string(&req.ip)?),
+            "request_id" => Value::String(lua.create_string(&req.request_id)?),
             _ => return Ok(Value::Nil),
         };
-        drop(current);
+        drop(run);
         this.raw_set(&*key, value.clone())?;
         Ok(value)
     })?)?;

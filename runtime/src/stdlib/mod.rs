@@ -9,7 +9,7 @@ pub mod json;
 pub mod log;
 pub mod template;
 
-use mlua::{Function, Lua, Table, Value};
+use mlua::{Function, Lua, Table};
 use rust_embed::RustEmbed;
 
 #[derive(RustEmbed)]
@@ -35,18 +35,25 @@ pub fn module_names() -> Vec<String> {
     names
 }
 
-/// The sandbox's `require`: only stdlib modules, cached per state.
+/// The sandbox's `require`: only stdlib modules, built once per state. The cache lookup is
+/// plain Lua (every flow requires its modules on every request); only a miss calls Rust.
 pub fn require_function(lua: &Lua) -> mlua::Result<Function> {
-    let loaded = lua.create_table()?;
-    lua.create_function(move |lua, name: String| {
-        if let Value::Table(t) = loaded.raw_get::<Value>(name.as_str())? {
-            return Ok(t);
-        }
+    const REQUIRE: &str = r#"
+local loaded, load_module = {}, ...
+return function(name)
+  local m = loaded[name]
+  if m == nil then
+    m = load_module(name)
+    loaded[name] = m
+  end
+  return m
+end
+"#;
+    let load_module = lua.create_function(|lua, name: String| {
         let module = build(lua, &name)?;
-        let module = crate::lua::sandbox::read_only(lua, module, &name)?;
-        loaded.raw_set(name.as_str(), module.clone())?;
-        Ok(module)
-    })
+        crate::lua::sandbox::read_only(lua, module, &name)
+    })?;
+    lua.load(REQUIRE).set_name("=require").call(load_module)
 }
 
 fn build(lua: &Lua, name: &str) -> mlua::Result<Table> {
