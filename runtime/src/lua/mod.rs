@@ -163,20 +163,21 @@ impl LuaHost {
     pub async fn run_route(&self, entry: &RouteEntry, req: FlowRequest) -> Result<FlowResponse, RunError> {
         let mut vm = self.check_out().map_err(|e| RunError::Lua(format!("cannot create a Lua state: {e}")))?;
         vm.start_budget(Instant::now() + self.budget);
-        let outcome = tokio::time::timeout(self.budget, self.call_handler(&mut vm, entry, req)).await;
+        let deadline = tokio::time::Instant::now() + self.budget;
+        let outcome = within(deadline, self.call_handler(&mut vm, entry, req)).await;
         vm.stop_budget();
         let exceeded = vm.budget_was_exceeded();
         match outcome {
-            Err(_elapsed) => Err(RunError::Budget(self.budget.as_millis() as u64)), // the state is dropped
-            Ok(_) if exceeded => Err(RunError::Budget(self.budget.as_millis() as u64)),
-            Ok(Err(e)) => {
+            None => Err(RunError::Budget(self.budget.as_millis() as u64)), // the state is dropped
+            Some(_) if exceeded => Err(RunError::Budget(self.budget.as_millis() as u64)),
+            Some(Err(e)) => {
                 // A memory error may leave the state short of room: start afresh.
                 if !matches!(e, mlua::Error::MemoryError(_)) {
                     self.check_in(vm);
                 }
                 Err(RunError::Lua(e.to_string()))
             }
-            Ok(Ok(resp)) => {
+            Some(Ok(resp)) => {
                 self.check_in(vm);
                 Ok(resp)
             }
@@ -224,6 +225,27 @@ impl LuaHost {
         let argv = mlua::Variadic::from_iter(args.iter().cloned());
         vm.call::<()>(chunk, argv).await.map_err(|e| RunError::Lua(e.to_string()))
     }
+}
+
+/// `fut`'s output, or `None` once `deadline` passes while it waits. The timer is set only when
+/// `fut` first has to wait: a flow that never awaits I/O (most) costs no timer at all, and its
+/// CPU time is bounded by the instruction hook instead.
+async fn within<F: std::future::Future>(deadline: tokio::time::Instant, fut: F) -> Option<F::Output> {
+    use std::future::Future;
+    use std::task::Poll;
+    let mut fut = std::pin::pin!(fut);
+    let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// The current phase of a state, for stdlib checks.
