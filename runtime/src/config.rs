@@ -116,6 +116,7 @@ struct RawServer {
     public_url: Option<Spanned<EnvString>>,
     max_body_bytes: Option<u64>,
     header_read_timeout_secs: Option<u64>,
+    body_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
 }
@@ -198,6 +199,7 @@ pub struct ServerConfig {
     pub public_url: Url,
     pub max_body_bytes: u64,
     pub header_read_timeout_secs: u64,
+    pub body_read_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
 }
@@ -298,6 +300,7 @@ impl Config {
             public_url: public_url.clone(),
             max_body_bytes: raw.server.max_body_bytes.unwrap_or(1024 * 1024),
             header_read_timeout_secs: raw.server.header_read_timeout_secs.unwrap_or(10),
+            body_read_timeout_secs: raw.server.body_read_timeout_secs.unwrap_or(30).max(1),
             idle_timeout_secs: raw.server.idle_timeout_secs.unwrap_or(60),
             shutdown_grace_secs: raw.server.shutdown_grace_secs.unwrap_or(30),
         };

@@ -388,6 +388,11 @@ end)
     let stream = futures_util::stream::iter(chunks);
     let r = c.post(e.at("/auth/echo")).body(reqwest::Body::wrap_stream(stream)).send().await.expect("post");
     assert_eq!(r.status(), 413);
+    for _ in 0..20 {
+        // Answered with a 413, never a reset, however the upload and the answer interleave.
+        let r = c.post(e.at("/auth/admin/auth/echo")).body(vec![b'{'; 200_000]).send().await.expect("post");
+        assert_eq!(r.status(), 413);
+    }
     let r = c.post(e.at("/auth/admin/auth/echo")).body(vec![b'{'; 2000]).send().await.expect("post");
     assert_eq!(r.status(), 413);
     assert_eq!(r.json::<serde_json::Value>().await.expect("json")["error"], "payload_too_large");
@@ -450,7 +455,12 @@ pub async fn graceful_shutdown(b: Backend) {
 /// Slow or silent clients are disconnected.
 pub async fn timeouts(b: Backend) {
     let db = TestDb::new(b).await;
-    let e = Setup::new(&db).server("idle_timeout_secs = 1\nheader_read_timeout_secs = 1").start().await;
+    let flows = write_dir(&db, "flows", &[("echo.lua", "local http = require('assay.http')\nhttp.route('POST', '/auth/echo', function(req) return http.text(req.body) end)\n")]);
+    let e = Setup::new(&db)
+        .server("idle_timeout_secs = 1\nheader_read_timeout_secs = 1\nbody_read_timeout_secs = 1")
+        .flows(&format!("dir = \"{}\"", flows.display()))
+        .start()
+        .await;
     let addr = e.url.trim_start_matches("http://").to_string();
     // Idle keep-alive connection: closed after about a second of silence.
     let mut s = TcpStream::connect(&addr).expect("connect");
@@ -462,6 +472,14 @@ pub async fn timeouts(b: Backend) {
     let started = Instant::now();
     let n = s.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "connection not closed");
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    // A body that stops arriving: 408, and the connection closes.
+    let mut s = TcpStream::connect(&addr).expect("connect");
+    s.write_all(b"POST /auth/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc").expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let started = Instant::now();
+    let n = s.read(&mut buf).expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"), "{}", String::from_utf8_lossy(&buf[..n]));
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
     // Headers that never finish: closed.
     let mut s = TcpStream::connect(&addr).expect("connect");

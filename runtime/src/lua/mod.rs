@@ -3,7 +3,7 @@
 //! Pooling (measured by `runtime/examples/lua_pool.rs`, figures in ARCHITECTURE.md): building
 //! a state with the sandbox costs about a hundred microseconds and compiling a flow a few,
 //! while a fresh environment table costs a fraction of one and a re-run of a flow's top level
-//! about two. So states are kept in a pool and each one compiles each flow once; a request
+//! about one. So states are kept in a pool and each one compiles each flow once; a request
 //! takes a state from the pool (or builds one when none is idle, so a request never waits on
 //! another's Lua), runs the flow's chunk in a fresh environment to get fresh handler closures,
 //! calls the handler, and puts the state back. No value set by one request can be seen by the

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
@@ -90,16 +90,31 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
     };
 
     let limit = app.config.server.max_body_bytes;
-    let too_large = || fail(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the request body is larger than {limit} bytes"));
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return too_large();
-    }
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(e) => return fail(StatusCode::BAD_REQUEST, "bad_request", format!("the request body could not be read: {e}")),
+    let within = std::time::Duration::from_secs(app.config.server.body_read_timeout_secs);
+    let body = match tokio::time::timeout(within, read_body(body, limit)).await.unwrap_or(Err(BodyError::Slow)) {
+        Ok(bytes) => bytes,
+        Err(BodyError::Slow) => {
+            let mut resp = fail(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!("the request body did not arrive within {} s", within.as_secs()),
+            );
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        }
+        Err(BodyError::TooLarge) => {
+            let mut resp = fail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            );
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        }
+        Err(BodyError::Read(e)) => {
+            return fail(StatusCode::BAD_REQUEST, "bad_request", format!("the request body could not be read: {e}"))
+        }
     };
 
     let flow_req = FlowRequest {
@@ -123,6 +138,47 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
             internal_error(app, request_id, json)
         }
     }
+}
+
+enum BodyError {
+    TooLarge,
+    Slow,
+    Read(hyper::Error),
+}
+
+/// How much of an oversized body is read and thrown away before answering 413, and for how
+/// long: a client still sending when the server answers and closes would see a reset instead
+/// of the 413 (a lingering read, as nginx does). Past either bound the connection just closes.
+const DRAIN_BYTES: u64 = 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The whole body if it is at most `limit` bytes (declared or streamed).
+async fn read_body(mut body: Incoming, limit: u64) -> Result<Bytes, BodyError> {
+    use hyper::body::Body;
+    let declared = body.size_hint().exact();
+    let mut buf = bytes::BytesMut::new();
+    let mut too_large = declared.is_some_and(|n| n > limit);
+    let mut seen: u64 = 0;
+    let drain_until = Instant::now() + DRAIN_TIME;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len() as u64;
+        if seen > limit {
+            too_large = true;
+        }
+        if too_large {
+            if seen > limit + DRAIN_BYTES || Instant::now() > drain_until {
+                break;
+            }
+        } else {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if too_large {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(buf.freeze())
 }
 
 fn internal_error(app: &App, request_id: &str, json: bool) -> Response<Full<Bytes>> {
