@@ -210,7 +210,7 @@ pub async fn lua_error_and_runaway(b: Backend) {
     let body = r.text().await.expect("text");
     assert!(body.contains(&id) && body.contains("<html"), "{body}");
     assert!(!body.contains("kaboom"), "internal detail leaked to the client: {body}");
-    let logs = e.logs();
+    let logs = e.wait_log(&["kaboom in the flow", &id, "failing.lua:2"]).await;
     assert!(logs.contains("kaboom in the flow") && logs.contains(&id), "{logs}");
     assert!(logs.contains("failing.lua:2"), "no traceback position in the log: {logs}");
 
@@ -228,7 +228,8 @@ pub async fn lua_error_and_runaway(b: Backend) {
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(450) && took < Duration::from_secs(5), "{path} took {took:?}");
     }
-    assert!(e.logs().contains("budget"), "{}", e.logs());
+    let logs = e.wait_log(&["budget"]).await;
+    assert!(logs.contains("budget"), "{logs}");
 
     // While one request spins, others are served at once.
     let spin = tokio::spawn({
@@ -291,7 +292,8 @@ end)
         assert_eq!(r, "1", "state leaked from one request to the next");
     }
     assert_eq!(c.get(e.at("/auth/sb-phase")).send().await.expect("get").status(), 500);
-    assert!(e.logs().contains("http.route cannot be called in a request handler"), "{}", e.logs());
+    let logs = e.wait_log(&["http.route cannot be called in a request handler"]).await;
+    assert!(logs.contains("http.route cannot be called in a request handler"), "{logs}");
 }
 
 /// `engine.modules` switches the auth module at run time; other routes keep serving.
@@ -428,8 +430,9 @@ pub async fn http_basics(b: Backend) {
     assert_eq!(r.headers()["x-request-id"], "trace-abc.123");
     let r = c.get(e.at("/healthz")).header("x-request-id", "bad id with spaces").send().await.expect("get");
     assert_ne!(r.headers()["x-request-id"], "bad id with spaces");
-    assert!(e.logs().contains("trace-abc.123"), "request id missing from the access log");
-    assert!(e.logs().contains("path=/auth/nope status=404"), "{}", e.logs());
+    let logs = e.wait_log(&["trace-abc.123", "path=/auth/nope status=404"]).await;
+    assert!(logs.contains("trace-abc.123"), "request id missing from the access log");
+    assert!(logs.contains("path=/auth/nope status=404"), "{logs}");
 }
 
 /// SIGTERM: no new connections, the in-flight request finishes, exit code 0.

@@ -265,6 +265,11 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
+        // The start-up announcement ends with the admin key line; let the reader catch up.
+        let announced = Instant::now();
+        while !stdout.lock().expect("lock").contains("admin API key:") && announced.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         Engine { child: Some(child), url, config: config.to_path_buf(), stderr, stdout }
     }
 
@@ -274,6 +279,19 @@ impl Engine {
 
     pub fn logs(&self) -> String {
         self.stderr.lock().expect("lock").clone()
+    }
+
+    /// The log once it contains every one of `needles` (the engine writes before it answers,
+    /// but the pipe reader may lag behind), or as it is after 5 s.
+    pub async fn wait_log(&self, needles: &[&str]) -> String {
+        let started = Instant::now();
+        loop {
+            let logs = self.logs();
+            if needles.iter().all(|n| logs.contains(n)) || started.elapsed() > Duration::from_secs(5) {
+                return logs;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn pid(&self) -> u32 {
