@@ -239,6 +239,13 @@ pub struct FlowsConfig {
     pub pool_size: usize,
 }
 
+impl FlowsConfig {
+    /// The memory ceiling of one Lua state, in bytes.
+    pub fn memory_limit_bytes(&self) -> usize {
+        (self.memory_limit_mb as usize).saturating_mul(1024 * 1024)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TemplatesConfig {
     pub dir: Option<PathBuf>,

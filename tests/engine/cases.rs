@@ -597,10 +597,11 @@ pub async fn bad_flows_stop_startup(b: Backend) {
          "route GET /auth/same is registered by both a.lua and b.lua"),
         (&[("h.lua", "local http = require('assay.http')\nhttp.route('GET', '/healthz', function() end)")], "served by the engine itself"),
         (&[("bad.lua", "local http = require('assay.http')\nhttp.route('BREW', '/auth/x', function() end)")], "unsupported method"),
+        (&[("loop.lua", "while true do end")], "budget_exceeded"),
     ];
     for (i, (files, expect)) in cases.iter().enumerate() {
         let dir = write_dir(&db, &format!("flows{i}"), files);
-        let config = Setup::new(&db).flows(&format!("dir = \"{}\"", dir.display())).write(&format!("c{i}.toml"));
+        let config = Setup::new(&db).flows(&format!("dir = \"{}\"\nbudget_ms = 300", dir.display())).write(&format!("c{i}.toml"));
         let (code, _, err) = run_cli(&["serve", "--config", &config.display().to_string()], db.dir.path());
         assert_eq!(code, 1, "{err}");
         assert!(err.contains(expect), "expected {expect:?} in {err}");

@@ -94,7 +94,7 @@ impl LuaHost {
         let flows = flows::load_sources(cfg.dir.as_deref())?;
         let mut host = LuaHost {
             budget: Duration::from_millis(cfg.budget_ms),
-            memory_limit: (cfg.memory_limit_mb as usize).saturating_mul(1024 * 1024),
+            memory_limit: cfg.memory_limit_bytes(),
             pool_size: cfg.pool_size,
             shared,
             flows,
@@ -106,7 +106,12 @@ impl LuaHost {
         for index in 0..host.flows.len() {
             let name = host.flows[index].name.clone();
             let load_err = |message: String| FlowError::Load { name: name.clone(), message };
-            let handlers = host.run_top_level(&mut vm, index).await.map_err(|e| load_err(e.to_string()))?;
+            // The top level runs under the same budget as a request: a loop there must not
+            // hang start-up.
+            vm.start_budget(Instant::now() + host.budget);
+            let ran = host.run_top_level(&mut vm, index).await;
+            vm.stop_budget();
+            let handlers = ran.map_err(|e| load_err(e.to_string()))?;
             for (ordinal, (method, path, _)) in handlers.into_iter().enumerate() {
                 let pattern = flows::PathPattern::parse(&path).map_err(load_err)?;
                 if matches!(path.as_str(), "/healthz" | "/readyz") {
@@ -209,7 +214,7 @@ impl LuaHost {
 
     /// Runs an operator script (`assay-engine run`) with `env` and `arg` as globals.
     pub async fn run_script(shared: Arc<Shared>, name: &str, source: &str, args: &[String]) -> Result<(), RunError> {
-        let memory = (shared.config.flows.memory_limit_mb as usize).saturating_mul(1024 * 1024);
+        let memory = shared.config.flows.memory_limit_bytes();
         let vm = Vm::new(shared, memory).map_err(|e| RunError::Lua(e.to_string()))?;
         vm.set_phase(Phase::Script);
         let env = vm.fresh_env().map_err(|e| RunError::Lua(e.to_string()))?;
