@@ -201,7 +201,9 @@ http.route("GET", "/auth/t/nothing", function(req) end)
 pub async fn lua_error_and_runaway(b: Backend) {
     let db = TestDb::new(b).await;
     let flows = write_dir(&db, "flows", &[("failing.lua", FAILING_FLOWS)]);
-    let e = Setup::new(&db).flows(&format!("dir = \"{}\"\nbudget_ms = 500", flows.display())).start().await;
+    // A budget long enough that "served while another flow spins" and "served after it" are
+    // far apart even on a loaded two-core machine.
+    let e = Setup::new(&db).flows(&format!("dir = \"{}\"\nbudget_ms = 1500", flows.display())).start().await;
     let c = client();
 
     let r = c.get(e.at("/auth/t/boom")).send().await.expect("boom");
@@ -226,7 +228,7 @@ pub async fn lua_error_and_runaway(b: Backend) {
         let r = c.get(e.at(path)).send().await.expect("spin");
         assert_eq!(r.status(), 500, "{path}");
         let took = started.elapsed();
-        assert!(took >= Duration::from_millis(450) && took < Duration::from_secs(5), "{path} took {took:?}");
+        assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(6), "{path} took {took:?}");
     }
     let logs = e.wait_log(&["budget"]).await;
     assert!(logs.contains("budget"), "{logs}");
@@ -240,7 +242,7 @@ pub async fn lua_error_and_runaway(b: Backend) {
     let started = Instant::now();
     let r = c.get(e.at("/auth/t/ok")).send().await.expect("ok");
     assert_eq!(r.status(), 200);
-    assert!(started.elapsed() < Duration::from_millis(300), "a request waited on another's Lua: {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_millis(1000), "a request waited on another's Lua: {:?}", started.elapsed());
     assert_eq!(spin.await.expect("join").expect("spin"), 500);
     assert_eq!(c.get(e.at("/auth/hello")).send().await.expect("hello").status(), 200);
 }

@@ -59,19 +59,38 @@ fn convert(lua: &Lua, value: &Value, depth: usize) -> Result<serde_json::Value, 
             if depth >= MAX_DEPTH {
                 return Err(format!("tables nested deeper than {MAX_DEPTH} levels (a cycle?)"));
             }
+            // Most tables have no metatable: only then is `json.array`'s mark looked up.
             let marked_array = t.metatable().is_some_and(|m| m == lua.array_metatable());
             let mut items: Vec<(i64, J)> = Vec::new();
             let mut fields = serde_json::Map::new();
-            for pair in t.clone().pairs::<Value, Value>() {
-                let (k, v) = pair.map_err(|e| e.to_string())?;
-                let v = convert(lua, &v, depth + 1)?;
+            let mut failure: Option<String> = None;
+            t.for_each(|k: Value, v: Value| {
+                let v = match convert(lua, &v, depth + 1) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        return Ok(());
+                    }
+                };
                 match k {
                     Value::Integer(i) => items.push((i, v)),
-                    Value::String(s) => {
-                        fields.insert(s.to_str().map_err(|_| "a key is not valid UTF-8".to_string())?.to_string(), v);
+                    Value::String(s) => match s.to_str() {
+                        Ok(key) => {
+                            fields.insert(key.to_string(), v);
+                        }
+                        Err(_) => {
+                            failure.get_or_insert_with(|| "a key is not valid UTF-8".into());
+                        }
+                    },
+                    other => {
+                        failure.get_or_insert_with(|| format!("a {} key cannot be encoded", other.type_name()));
                     }
-                    other => return Err(format!("a {} key cannot be encoded", other.type_name())),
                 }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+            if let Some(e) = failure {
+                return Err(e);
             }
             match (items.is_empty(), fields.is_empty()) {
                 (true, true) if marked_array => J::Array(vec![]),
