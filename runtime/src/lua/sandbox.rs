@@ -39,7 +39,12 @@ pub const BUDGET_EXCEEDED: &str = "budget_exceeded: the flow ran longer than its
 pub struct Budget {
     pub deadline: Option<Instant>,
     pub exceeded: Arc<AtomicBool>,
+    /// When the running flow last gave its tokio worker back.
+    last_yield: std::cell::Cell<Option<Instant>>,
 }
+
+/// How long a flow may compute before it yields its worker thread to other tasks.
+const YIELD_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Runs before any chunk: hides the string metatable and builds the wrapped `pcall`/`xpcall`.
 const PRELUDE: &str = r#"
@@ -239,6 +244,7 @@ impl Vm {
         self.budget_exceeded.store(false, Ordering::Relaxed);
         if let Some(mut b) = self.lua.app_data_mut::<Budget>() {
             b.deadline = Some(deadline);
+            b.last_yield.set(None);
         }
     }
 
@@ -254,15 +260,28 @@ impl Vm {
 }
 
 /// Stops CPU-bound Lua once the deadline has passed, and keeps stopping it: a `pcall` that
-/// catches the first error runs into the next one 1000 instructions later.
+/// catches the first error runs into the next one 1000 instructions later. Until then it yields
+/// the coroutine every [`YIELD_EVERY`] (mlua turns that yield into a `Pending` that wakes
+/// itself), so a long computation shares its tokio worker instead of holding up the tasks
+/// queued behind it: a request never waits on another request's Lua.
 fn budget_hook(lua: &Lua, _debug: mlua::Debug) -> mlua::Result<VmState> {
-    if let Some(b) = lua.app_data_ref::<Budget>() {
-        if b.exceeded.load(Ordering::Relaxed) || b.deadline.is_some_and(|d| Instant::now() >= d) {
-            b.exceeded.store(true, Ordering::Relaxed);
-            return Err(mlua::Error::runtime(BUDGET_EXCEEDED));
+    let Some(b) = lua.app_data_ref::<Budget>() else { return Ok(VmState::Continue) };
+    let now = Instant::now();
+    if b.exceeded.load(Ordering::Relaxed) || b.deadline.is_some_and(|d| now >= d) {
+        b.exceeded.store(true, Ordering::Relaxed);
+        return Err(mlua::Error::runtime(BUDGET_EXCEEDED));
+    }
+    match b.last_yield.get() {
+        Some(last) if now.duration_since(last) < YIELD_EVERY => Ok(VmState::Continue),
+        Some(_) => {
+            b.last_yield.set(Some(now));
+            Ok(VmState::Yield)
+        }
+        None => {
+            b.last_yield.set(Some(now));
+            Ok(VmState::Continue)
         }
     }
-    Ok(VmState::Continue)
 }
 
 /// A proxy whose reads go to `target` and whose writes raise.
