@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mlua::{AnyUserData, Function, Lua, Value};
+use mlua::{Function, Lua, Value};
 
 use crate::config::Config;
 use crate::storage::Db;
@@ -299,9 +299,4 @@ impl<T: mlua::IntoLua> mlua::IntoLuaMulti for Outcome<T> {
 /// `nil, "code: message"`.
 pub fn fail<T>(code: &str, message: impl std::fmt::Display) -> mlua::Result<Outcome<T>> {
     Ok(Outcome::Fail(format!("{code}: {message}")))
-}
-
-/// Takes a response userdata out of a Lua value.
-pub fn take_response(ud: &AnyUserData) -> mlua::Result<FlowResponse> {
-    ud.take::<FlowResponse>()
 }

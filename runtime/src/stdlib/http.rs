@@ -161,16 +161,6 @@ fn set_cookie(name: &str, value: &str, opts: Option<&Table>, secure_default: boo
     Ok(s)
 }
 
-/// A metatable built once per state and kept in the registry.
-fn cached_metatable(lua: &Lua, key: &str, build: fn(&Lua) -> mlua::Result<Table>) -> mlua::Result<Table> {
-    if let Ok(Value::Table(mt)) = lua.named_registry_value::<Value>(key) {
-        return Ok(mt);
-    }
-    let mt = build(lua)?;
-    lua.set_named_registry_value(key, mt.clone())?;
-    Ok(mt)
-}
-
 /// The metatable of the request table a handler receives (built by the state's runner with
 /// `method` and `path`): every other field comes from the state's [`RequestRun`] when first
 /// read, and `req:json()` decodes the body.
@@ -221,21 +211,27 @@ fn json_method(lua: &Lua) -> mlua::Result<Function> {
     })
 }
 
+/// The metatable of outbound responses (`res:json()`), built once per state.
 fn outbound_response_metatable(lua: &Lua) -> mlua::Result<Table> {
+    const KEY: &str = "assay.http.response_mt";
+    if let Ok(Value::Table(mt)) = lua.named_registry_value::<Value>(KEY) {
+        return Ok(mt);
+    }
     let mt = lua.create_table()?;
     let methods = lua.create_table()?;
     methods.set("json", json_method(lua)?)?;
     mt.set("__index", methods)?;
+    lua.set_named_registry_value(KEY, mt.clone())?;
     Ok(mt)
 }
 
 /// What a handler returned, as a response: a response object, or a string (an HTML page).
 pub fn response_from(lua: &Lua, ret: Value) -> mlua::Result<FlowResponse> {
     match ret {
-        Value::UserData(ud) if ud.is::<FlowResponse>() => crate::lua::take_response(&ud),
+        Value::UserData(ud) if ud.is::<FlowResponse>() => ud.take::<FlowResponse>(),
         Value::String(s) => {
             let ud = respond(lua, 200, "text/html; charset=utf-8", Bytes::copy_from_slice(&s.as_bytes()))?;
-            crate::lua::take_response(&ud)
+            ud.take::<FlowResponse>()
         }
         Value::Nil => Err(mlua::Error::runtime("the handler returned no response (return http.html(...), http.json(...), ...)")),
         other => Err(mlua::Error::runtime(format!(
@@ -318,6 +314,6 @@ async fn outbound(lua: Lua, opts: Table) -> mlua::Result<Outcome<Table>> {
     t.set("status", status)?;
     t.set("headers", headers)?;
     t.set("body", lua.create_string(&body)?)?;
-    t.set_metatable(Some(cached_metatable(&lua, "assay.http.response_mt", outbound_response_metatable)?));
+    t.set_metatable(Some(outbound_response_metatable(&lua)?));
     Ok(Outcome::Ok(t))
 }

@@ -21,10 +21,6 @@ impl Timestamp {
     pub fn now() -> Self {
         Timestamp(Utc::now())
     }
-
-    pub fn to_rfc3339(&self) -> String {
-        self.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    }
 }
 
 impl Type<Sqlite> for Timestamp {
