@@ -157,6 +157,7 @@ fn main() -> Res<()> {
         templates: Templates::new(None),
         db: None,
         client: assay::server::http_client()?,
+        identity: None,
     });
     let req = sample_request();
     let mut b = Bench { scale, rounds, rows: Vec::new() };
@@ -383,6 +384,7 @@ fn main() -> Res<()> {
         templates: Templates::new(None),
         db: None,
         client: assay::server::http_client()?,
+        identity: None,
     });
     let host = rt.block_on(LuaHost::new(host_shared))?;
     let mut hello_req = sample_request();

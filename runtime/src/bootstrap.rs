@@ -36,9 +36,23 @@ pub async fn ensure_admin_key(config: &Config, db: &Db) -> Result<Option<PathBuf
     Ok(Some(path))
 }
 
+/// Writes a secret to a file that must not exist yet (two engines starting at once on one data
+/// dir: exactly one writes, the other reads what it wrote).
+pub fn write_new_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    write_file(path, secret, true)
+}
+
 fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    write_file(path, secret, false)
+}
+
+fn write_file(path: &std::path::Path, secret: &str, new: bool) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    if new {
+        opts.write(true).create_new(true);
+    } else {
+        opts.write(true).create(true).truncate(true);
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -41,8 +41,30 @@ enum Command {
         #[command(subcommand)]
         action: ModulesAction,
     },
+    /// Manage users (bootstrap the first administrator).
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersAction {
+    /// Create a user; with --admin, give it the admin role (the console's login).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input (without it the user has no
+        /// password and must use recovery).
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,6 +132,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                 config: Arc::new(config),
                 db: None,
                 client: crate::server::http_client()?,
+                identity: None,
             });
             let name = script.display().to_string();
             LuaHost::run_script(shared, &name, &source, &args).await?;
@@ -131,9 +154,50 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             }
             db.close().await;
         }
+        Command::Users { action: UsersAction::Create { email, password_stdin, admin, display_name } } => {
+            let password = if password_stdin { Some(read_password_line()?) } else { None };
+            let db = Db::connect(&config.backend).await?;
+            db.migrate().await?;
+            let identity = crate::identity::Identity::new(Arc::new(config), db.clone()).await?;
+            let new = crate::identity::users::NewUser {
+                email,
+                password,
+                display_name,
+                email_verified: true,
+                roles: if admin { vec!["admin".to_string()] } else { Vec::new() },
+                metadata: None,
+            };
+            let created = identity.create_user(new).await;
+            let user = match created {
+                Ok(u) => u,
+                Err(e) => {
+                    db.close().await;
+                    return Err(e.into());
+                }
+            };
+            let ctx = crate::identity::Context::default();
+            let entry = crate::identity::audit::Entry::new("user.create").actor("cli").target(&user.id);
+            crate::identity::audit::append(&identity, &ctx, entry).await?;
+            println!("created user {} <{}>{}", user.id, user.email, if admin { " with the admin role" } else { "" });
+            if !user.has_password {
+                println!("  no password set: send a recovery link from the console or the admin API");
+            }
+            db.close().await;
+        }
         Command::Version => {}
     }
     Ok(())
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password_line() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err("--password-stdin: standard input held no password".into());
+    }
+    Ok(password)
 }
 
 fn print_config(c: &Config) {

@@ -83,6 +83,15 @@ pub enum BackendType {
     Postgres,
 }
 
+/// How the SMTP connection is secured: implicit TLS (465), STARTTLS (587), or none (a local relay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Tls,
+    Starttls,
+    None,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -136,10 +145,67 @@ struct RawBackend {
 struct RawAuth {
     issuer: Option<Spanned<EnvString>>,
     admin_api_keys: Option<Vec<EnvString>>,
+    master_key: Option<EnvString>,
     #[serde(default)]
     passkey: RawPasskey,
     #[serde(default)]
     oidc_provider: RawOidcProvider,
+    #[serde(default)]
+    password: RawPassword,
+    #[serde(default)]
+    session: RawSession,
+    #[serde(default)]
+    registration: RawRegistration,
+    #[serde(default)]
+    brute_force: RawBruteForce,
+    smtp: Option<Spanned<RawSmtp>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPassword {
+    pepper: Option<EnvString>,
+    memory_kib: Option<u32>,
+    iterations: Option<u32>,
+    parallelism: Option<u32>,
+    max_concurrent_hashes: Option<usize>,
+    min_length: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    cookie_name: Option<EnvString>,
+    ttl_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistration {
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBruteForce {
+    free_failures: Option<u32>,
+    max_failures: Option<u32>,
+    ip_max_failures: Option<u32>,
+    lockout_secs: Option<u64>,
+    window_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: Option<EnvString>,
+    port: Option<u16>,
+    tls: Option<SmtpTls>,
+    username: Option<EnvString>,
+    password: Option<EnvString>,
+    from: Option<EnvString>,
+    timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,8 +282,54 @@ pub struct BackendConfig {
 pub struct AuthConfig {
     pub issuer: String,
     pub admin_api_keys: Vec<String>,
+    /// `None`: generated into `{data_dir}/master-key` on first start.
+    pub master_key: Option<String>,
     pub passkey: PasskeyConfig,
     pub oidc_provider: OidcProviderConfig,
+    pub password: PasswordConfig,
+    pub session: SessionConfig,
+    pub registration_enabled: bool,
+    pub brute_force: BruteForceConfig,
+    pub smtp: Option<SmtpConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordConfig {
+    /// `None`: derived from the master key.
+    pub pepper: Option<String>,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// `None`: sized from the CPUs and the memory at start-up.
+    pub max_concurrent_hashes: Option<usize>,
+    pub min_length: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub cookie_name: String,
+    pub ttl_secs: u64,
+    pub idle_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct BruteForceConfig {
+    pub free_failures: u32,
+    pub max_failures: u32,
+    pub ip_max_failures: u32,
+    pub lockout_secs: u64,
+    pub window_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -364,7 +476,27 @@ impl Config {
             }
         };
         let host = public_url.host_str().unwrap_or("localhost").to_string();
+        let password = resolve_password(raw.auth.password).map_err(|(key, r)| at(None, &key, r))?;
+        let session = resolve_session(raw.auth.session).map_err(|(key, r)| at(None, &key, r))?;
+        let brute_force = resolve_brute_force(raw.auth.brute_force).map_err(|(key, r)| at(None, &key, r))?;
+        let smtp = match raw.auth.smtp {
+            None => None,
+            Some(s) => {
+                let span = s.span();
+                Some(resolve_smtp(s.into_inner(), &host).map_err(|(key, r)| at(Some(span.clone()), &key, r))?)
+            }
+        };
+        let master_key = raw.auth.master_key.map(|k| k.0);
+        if master_key.as_ref().is_some_and(|k| k.len() < 32) {
+            return Err(at(None, "auth.master_key", "must be at least 32 characters (use 64 hex digits)".into()));
+        }
         let auth = AuthConfig {
+            master_key,
+            password,
+            session,
+            registration_enabled: raw.auth.registration.enabled.unwrap_or(false),
+            brute_force,
+            smtp,
             issuer,
             admin_api_keys: raw
                 .auth
@@ -434,6 +566,102 @@ impl Config {
     pub fn public_url(&self) -> &str {
         self.server.public_url.as_str().trim_end_matches('/')
     }
+}
+
+fn resolve_password(raw: RawPassword) -> Result<PasswordConfig, (String, String)> {
+    let c = PasswordConfig {
+        pepper: raw.pepper.map(|p| p.0),
+        memory_kib: raw.memory_kib.unwrap_or(19 * 1024),
+        iterations: raw.iterations.unwrap_or(2),
+        parallelism: raw.parallelism.unwrap_or(1),
+        max_concurrent_hashes: raw.max_concurrent_hashes,
+        min_length: raw.min_length.unwrap_or(8),
+    };
+    let bad = |k: &str, r: &str| Err((format!("auth.password.{k}"), r.to_string()));
+    if c.pepper.as_ref().is_some_and(|p| p.len() < 16) {
+        return bad("pepper", "must be at least 16 characters");
+    }
+    // Below OWASP's floor (19 MiB, t=2) only for tests that set it explicitly.
+    if c.memory_kib < 8 * c.parallelism.max(1) || c.memory_kib > 4 * 1024 * 1024 {
+        return bad("memory_kib", "must be between 8 x parallelism and 4194304 (4 GiB)");
+    }
+    if !(1..=100).contains(&c.iterations) {
+        return bad("iterations", "must be between 1 and 100");
+    }
+    if !(1..=64).contains(&c.parallelism) {
+        return bad("parallelism", "must be between 1 and 64");
+    }
+    if c.max_concurrent_hashes == Some(0) {
+        return bad("max_concurrent_hashes", "must be at least 1");
+    }
+    if !(1..=128).contains(&c.min_length) {
+        return bad("min_length", "must be between 1 and 128");
+    }
+    Ok(c)
+}
+
+fn resolve_session(raw: RawSession) -> Result<SessionConfig, (String, String)> {
+    let c = SessionConfig {
+        cookie_name: raw.cookie_name.map(|c| c.0).unwrap_or_else(|| "assay_session".into()),
+        ttl_secs: raw.ttl_secs.unwrap_or(30 * 24 * 3600),
+        idle_timeout_secs: raw.idle_timeout_secs.unwrap_or(7 * 24 * 3600),
+    };
+    let token = |ch: char| ch.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(ch);
+    if c.cookie_name.is_empty() || !c.cookie_name.chars().all(token) {
+        return Err(("auth.session.cookie_name".into(), "is not a valid cookie name".into()));
+    }
+    if c.ttl_secs < 60 {
+        return Err(("auth.session.ttl_secs".into(), "must be at least 60".into()));
+    }
+    if c.idle_timeout_secs < 60 {
+        return Err(("auth.session.idle_timeout_secs".into(), "must be at least 60".into()));
+    }
+    Ok(c)
+}
+
+fn resolve_brute_force(raw: RawBruteForce) -> Result<BruteForceConfig, (String, String)> {
+    let c = BruteForceConfig {
+        free_failures: raw.free_failures.unwrap_or(3),
+        max_failures: raw.max_failures.unwrap_or(10),
+        ip_max_failures: raw.ip_max_failures.unwrap_or(100),
+        lockout_secs: raw.lockout_secs.unwrap_or(15 * 60),
+        window_secs: raw.window_secs.unwrap_or(15 * 60),
+    };
+    if c.max_failures == 0 || c.free_failures >= c.max_failures {
+        return Err(("auth.brute_force.max_failures".into(), "must be greater than free_failures".into()));
+    }
+    if c.ip_max_failures < c.max_failures {
+        return Err(("auth.brute_force.ip_max_failures".into(), "must be at least max_failures".into()));
+    }
+    if c.window_secs == 0 || c.lockout_secs == 0 {
+        return Err(("auth.brute_force.window_secs".into(), "window_secs and lockout_secs must be positive".into()));
+    }
+    Ok(c)
+}
+
+fn resolve_smtp(raw: RawSmtp, public_host: &str) -> Result<SmtpConfig, (String, String)> {
+    let host = raw.host.map(|h| h.0).ok_or(("auth.smtp.host".to_string(), "missing required value".to_string()))?;
+    let tls = raw.tls.unwrap_or(SmtpTls::Starttls);
+    let c = SmtpConfig {
+        port: raw.port.unwrap_or(match tls {
+            SmtpTls::Tls => 465,
+            SmtpTls::Starttls => 587,
+            SmtpTls::None => 25,
+        }),
+        host,
+        tls,
+        username: raw.username.map(|u| u.0),
+        password: raw.password.map(|p| p.0),
+        from: raw.from.map(|f| f.0).unwrap_or_else(|| format!("assay <no-reply@{public_host}>")),
+        timeout_secs: raw.timeout_secs.unwrap_or(15).max(1),
+    };
+    if c.username.is_some() != c.password.is_some() {
+        return Err(("auth.smtp.username".into(), "username and password go together".into()));
+    }
+    if c.from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(("auth.smtp.from".into(), format!("{:?} is not a mailbox (\"Name <addr@host>\")", c.from)));
+    }
+    Ok(c)
 }
 
 #[allow(clippy::panic)]
@@ -574,7 +802,22 @@ mod tests {
         let text = include_str!("../../engine.toml.example");
         let example: toml::Table = toml::from_str(text).unwrap_or_default();
         let mut checked = 0;
-        for table in ["", "server", "backend", "auth", "auth.passkey", "auth.oidc_provider", "flows", "templates", "log"] {
+        for table in [
+            "",
+            "server",
+            "backend",
+            "auth",
+            "auth.passkey",
+            "auth.oidc_provider",
+            "auth.password",
+            "auth.session",
+            "auth.registration",
+            "auth.brute_force",
+            "auth.smtp",
+            "flows",
+            "templates",
+            "log",
+        ] {
             let mut node = &example;
             for part in table.split('.').filter(|p| !p.is_empty()) {
                 node = node.get(part).and_then(|v| v.as_table()).unwrap_or_else(|| unreachable_table(table));

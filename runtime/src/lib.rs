@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod identity;
 pub mod lua;
 pub mod modules;
 pub mod server;

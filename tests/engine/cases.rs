@@ -143,6 +143,9 @@ pub async fn example_config_loads(b: Backend) {
     let out = std::process::Command::new(BIN)
         .args(["check-config", "--config", example])
         .env("ASSAY_ADMIN_KEY", "sk_admin_from_the_environment_0123")
+        .env("ASSAY_MASTER_KEY", "0123456789abcdef0123456789abcdef0123456789abcdef")
+        .env("ASSAY_PASSWORD_PEPPER", "pepper-from-the-environment")
+        .env("ASSAY_SMTP_PASSWORD", "smtp-secret")
         .env("DATABASE_URL", db.pg_url.clone().unwrap_or_else(|| "postgres://localhost/assay".into()))
         .output()
         .expect("run");

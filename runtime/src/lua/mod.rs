@@ -53,6 +53,8 @@ pub struct Shared {
     pub templates: Templates,
     pub db: Option<Db>,
     pub client: reqwest::Client,
+    /// Users, sessions, passwords, audit and mail; `None` for operator scripts.
+    pub identity: Option<Arc<crate::identity::Identity>>,
 }
 
 /// A response a flow built with `assay.http`.
@@ -206,10 +208,18 @@ impl LuaHost {
             flow: flow.name.clone(),
             seen: 0,
             handler: None,
+            cookies: Vec::new(),
+            session: None,
         });
         let ret = vm.run_request(chunk, method, path).await;
-        lua.remove_app_data::<RequestRun>();
-        crate::stdlib::http::response_from(&lua, ret?)
+        let run = lua.remove_app_data::<RequestRun>();
+        let mut resp = crate::stdlib::http::response_from(&lua, ret?)?;
+        // Cookies the stdlib set while serving (a new session, a CSRF cookie) go on whatever
+        // response the handler returned.
+        if let Some(run) = run {
+            resp.cookies.extend(run.cookies);
+        }
+        Ok(resp)
     }
 
     /// Runs an operator script (`assay-engine run`) with `env` and `arg` as globals.

@@ -52,6 +52,11 @@ impl FlowRequest {
     }
 
     /// The form fields of an `application/x-www-form-urlencoded` body, else none.
+    /// The value of one cookie (the first one of that name).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookie_pairs().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
     pub fn form_pairs(&self) -> Vec<(String, String)> {
         let is_form = self
             .headers
@@ -79,6 +84,10 @@ pub struct RequestRun {
     pub seen: usize,
     /// The wanted handler, once registered; `Err` if the route at `ordinal` was another one.
     pub handler: Option<Result<mlua::Function, ()>>,
+    /// `Set-Cookie` values the stdlib adds to the response (sessions, CSRF).
+    pub cookies: Vec<http::HeaderValue>,
+    /// The session this request carries, once looked up (`Some(None)`: it carries none).
+    pub session: Option<Option<(crate::identity::sessions::Session, crate::identity::users::User)>>,
 }
 
 impl RequestRun {

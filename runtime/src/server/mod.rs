@@ -43,6 +43,8 @@ pub enum ServeError {
     AdminKey(std::io::Error),
     #[error("cannot build the outbound HTTP client: {0}")]
     Client(reqwest::Error),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
 }
 
 /// The outbound client shared by the stdlib (`http.request`, later federation and logout).
@@ -67,12 +69,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     modules.spawn_refresher(db.clone());
     let admin_key_file = crate::bootstrap::ensure_admin_key(&config, &db).await?;
 
+    let identity = Arc::new(crate::identity::Identity::new(config.clone(), db.clone()).await?);
+    if !identity.mailer.configured() {
+        tracing::warn!("no [auth.smtp] configured: recovery and verification links will be written to the log");
+    }
+
     let templates = Templates::new(config.templates.dir.as_deref());
     let shared = Arc::new(Shared {
         config: config.clone(),
         templates: templates.clone(),
         db: Some(db.clone()),
         client: http_client()?,
+        identity: Some(identity),
     });
     let lua = LuaHost::new(shared).await?;
     tracing::info!(flows = lua.flows().len(), routes = lua.routes().entries().len(), "flows loaded");

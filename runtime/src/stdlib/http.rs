@@ -77,6 +77,14 @@ fn route(lua: &Lua, (method, path, handler): (mlua::String, mlua::String, Functi
     }
 }
 
+/// A JSON response built in Rust (the admin helpers' errors).
+pub(crate) fn json_response(lua: &Lua, status: u16, value: &serde_json::Value) -> mlua::Result<AnyUserData> {
+    let body = serde_json::to_vec(value).map_err(mlua::Error::external)?;
+    let ud = respond(lua, status, "application/json", Bytes::from(body))?;
+    ud.borrow_mut::<FlowResponse>()?.headers.push((http::header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    Ok(ud)
+}
+
 fn respond(lua: &Lua, status: u16, content_type: &'static str, body: Bytes) -> mlua::Result<AnyUserData> {
     if !(100..=599).contains(&status) {
         return Err(mlua::Error::runtime(format!("http: {status} is not an HTTP status")));

@@ -2,15 +2,28 @@
 //! `stdlib/<name>.md`. `require("assay.<name>")` returns the module as a read-only table,
 //! built once per Lua state. Modules written in Lua live in `stdlib/*.lua` and are embedded.
 
+pub mod admin;
+pub mod audit;
 pub mod crypto;
 pub mod env;
 pub mod http;
 pub mod json;
 pub mod log;
+pub mod mail;
+pub mod password;
+pub mod session;
+pub mod settings;
 pub mod template;
+pub mod throttle;
+pub mod users;
 
-use mlua::{Function, Lua, Table};
+use std::sync::Arc;
+
+use mlua::{Function, Lua, Table, Value};
 use rust_embed::RustEmbed;
+
+use crate::identity::{Context, Identity, IdentityError};
+use crate::lua::{require_phase, shared, Outcome, Phase, RequestRun};
 
 #[derive(RustEmbed)]
 #[folder = "../stdlib/"]
@@ -27,7 +40,74 @@ const RUST_MODULES: &[(&str, Builder)] = &[
     ("assay.json", json::module),
     ("assay.crypto", crypto::module),
     ("assay.env", env::module),
+    ("assay.users", users::module),
+    ("assay.password", password::module),
+    ("assay.session", session::module),
+    ("assay.audit", audit::module),
+    ("assay.mail", mail::module),
+    ("assay.throttle", throttle::module),
+    ("assay.admin", admin::module),
+    ("assay.settings", settings::module),
 ];
+
+/// The identity services for a stdlib call made in one of `phases`; raises where there are
+/// none (an operator script has no database: it talks to the admin API instead).
+pub(crate) fn identity(lua: &Lua, function: &str, phases: &[Phase]) -> mlua::Result<Arc<Identity>> {
+    require_phase(lua, function, phases)?;
+    shared(lua)?.identity.clone().ok_or_else(|| {
+        mlua::Error::runtime(format!(
+            "{function} needs the engine's database, which operator scripts do not have (use the admin API through assay.auth)"
+        ))
+    })
+}
+
+/// Who is calling, from the request being served (empty in scripts).
+pub(crate) fn context(lua: &Lua) -> Context {
+    match lua.app_data_ref::<RequestRun>() {
+        Some(run) => Context {
+            ip: Some(run.request.ip.clone()),
+            request_id: Some(run.request.request_id.clone()),
+            user_agent: run.request.header("user-agent"),
+        },
+        None => Context::default(),
+    }
+}
+
+/// An identity result for Lua: the value, `nil, "code: message"` for an operational failure,
+/// or a raised error for an engine fault (a 500 with the cause in the log).
+pub(crate) fn outcome<T>(r: Result<T, IdentityError>) -> mlua::Result<Outcome<T>> {
+    match r {
+        Ok(v) => Ok(Outcome::Ok(v)),
+        Err(e) if e.is_operational() => Ok(Outcome::Fail(e.to_string())),
+        Err(e) => Err(mlua::Error::external(e)),
+    }
+}
+
+/// Any serializable value as a Lua value (through JSON, so arrays stay arrays).
+pub(crate) fn to_lua<T: serde::Serialize>(lua: &Lua, v: &T) -> mlua::Result<Value> {
+    let json = serde_json::to_value(v).map_err(mlua::Error::external)?;
+    json::from_json(lua, &json)
+}
+
+/// `opts.limit` as a page size (default 50), raising outside 1..=200.
+pub(crate) fn page_limit(function: &str, opts: Option<&Table>) -> mlua::Result<i64> {
+    let limit = match opts {
+        Some(t) => t.get::<Option<i64>>("limit")?,
+        None => None,
+    };
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=crate::identity::users::MAX_PAGE).contains(&n) => Ok(n),
+        Some(n) => Err(mlua::Error::runtime(format!("{function}: limit {n} is outside 1..200"))),
+    }
+}
+
+pub(crate) fn opt_string(t: Option<&Table>, key: &str) -> mlua::Result<Option<String>> {
+    match t {
+        Some(t) => t.get::<Option<String>>(key),
+        None => Ok(None),
+    }
+}
 
 pub fn module_names() -> Vec<String> {
     let mut names: Vec<String> = RUST_MODULES.iter().map(|(n, _)| n.to_string()).collect();

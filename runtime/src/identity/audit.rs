@@ -1,0 +1,134 @@
+//! `auth.audit`: the append-only log of security-relevant events. The product only ever
+//! INSERTs; the migrations add triggers that refuse UPDATE and DELETE on both backends.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::users::rfc3339;
+use super::{Context, Identity, IdentityError};
+use crate::storage::Timestamp;
+use crate::with_pool;
+
+/// An event to record. `ip` and `request_id` come from the [`Context`].
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub action: String,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Entry {
+    pub fn new(action: &str) -> Entry {
+        Entry { action: action.to_string(), actor: None, target: None, details: serde_json::Map::new() }
+    }
+    pub fn actor(mut self, actor: &str) -> Entry {
+        self.actor = Some(actor.to_string());
+        self
+    }
+    pub fn target(mut self, target: &str) -> Entry {
+        self.target = Some(target.to_string());
+        self
+    }
+    pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Entry {
+        self.details.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+/// A recorded event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub id: i64,
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// What to look for; every field narrows the result.
+#[derive(Debug, Default, Clone)]
+pub struct Query {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub limit: i64,
+    /// The id of the last entry of the previous page.
+    pub cursor: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub entries: Vec<Record>,
+    pub next_cursor: Option<String>,
+}
+
+pub async fn append(id: &Identity, ctx: &Context, e: Entry) -> Result<(), IdentityError> {
+    if e.action.is_empty() || e.action.len() > 100 {
+        return Err(IdentityError::invalid("action", "must be 1 to 100 characters"));
+    }
+    let details = serde_json::Value::Object(e.details).to_string();
+    with_pool!(&id.db, pool => sqlx::query(
+        "INSERT INTO auth.audit (at, actor, action, target, ip, request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(Timestamp::now())
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.target)
+        .bind(&ctx.ip)
+        .bind(&ctx.request_id)
+        .bind(&details)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Newest first.
+pub async fn query(id: &Identity, q: &Query) -> Result<Page, IdentityError> {
+    let limit = q.limit.clamp(1, super::users::MAX_PAGE);
+    let sql = "SELECT id, at, actor, action, target, ip, request_id, details FROM auth.audit \
+               WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
+               AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) AND ($5 IS NULL OR id < $5) \
+               ORDER BY id DESC LIMIT $6";
+    let mut entries = with_pool!(&id.db, pool => {
+        let rows = sqlx::query(sql)
+            .bind(&q.actor)
+            .bind(&q.action)
+            .bind(q.since)
+            .bind(q.until)
+            .bind(q.cursor)
+            .bind(limit + 1)
+            .fetch_all(pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let details: String = r.try_get("details")?;
+                Ok(Record {
+                    id: r.try_get("id")?,
+                    at: rfc3339(r.try_get("at")?),
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    ip: r.try_get("ip")?,
+                    request_id: r.try_get("request_id")?,
+                    details: serde_json::from_str(&details).unwrap_or_else(|_| serde_json::json!({})),
+                })
+            })
+            .collect::<Result<Vec<Record>, sqlx::Error>>()?
+    });
+    let next_cursor = if entries.len() as i64 > limit {
+        entries.truncate(limit as usize);
+        entries.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    Ok(Page { entries, next_cursor })
+}

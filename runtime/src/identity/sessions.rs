@@ -1,0 +1,225 @@
+//! `auth.sessions`: opaque browser sessions. The cookie carries 256 random bits; the table
+//! keeps their SHA-256 (`token_hash`) beside a public id used by the admin API and as the OIDC
+//! `sid`. A session ends at its absolute expiry or after `idle_timeout_secs` without use,
+//! whichever comes first; a disabled user's sessions do not load.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::users::{rfc3339, User};
+use super::{ids, Context, Identity, IdentityError};
+use crate::stdlib::crypto::{random_token, sha256_hex};
+use crate::storage::Timestamp;
+use crate::with_pool;
+
+/// How often `last_seen_at` is written at most: a write per request would make every page
+/// view a database write.
+const TOUCH_EVERY_SECS: i64 = 60;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip)]
+    pub csrf_token: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub expires_at: String,
+    pub idle_expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    pub amr: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub sessions: Vec<Session>,
+    pub next_cursor: Option<String>,
+}
+
+const SESSION_COLUMNS: &str = "s.id AS s_id, s.user_id AS s_user_id, s.csrf_token AS s_csrf_token, s.created_at AS s_created_at, \
+     s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at, s.idle_expires_at AS s_idle_expires_at, s.ip AS s_ip, \
+     s.user_agent AS s_user_agent, s.amr AS s_amr, u.email AS s_email";
+
+fn session_from_row<R: Row>(row: &R) -> Result<(Session, Timestamp), sqlx::Error>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
+    for<'r> Timestamp: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let amr: String = row.try_get("s_amr")?;
+    let last_seen: Timestamp = row.try_get("s_last_seen_at")?;
+    let s = Session {
+        id: row.try_get("s_id")?,
+        user_id: row.try_get("s_user_id")?,
+        email: row.try_get("s_email")?,
+        csrf_token: row.try_get("s_csrf_token")?,
+        created_at: rfc3339(row.try_get("s_created_at")?),
+        last_seen_at: rfc3339(last_seen),
+        expires_at: rfc3339(row.try_get("s_expires_at")?),
+        idle_expires_at: rfc3339(row.try_get("s_idle_expires_at")?),
+        ip: row.try_get("s_ip")?,
+        user_agent: row.try_get("s_user_agent")?,
+        amr: serde_json::from_str(&amr).unwrap_or_default(),
+    };
+    Ok((s, last_seen))
+}
+
+fn later(now: Timestamp, secs: u64) -> Timestamp {
+    Timestamp(now.0 + chrono::Duration::seconds(secs as i64))
+}
+
+impl Identity {
+    /// A new session for `user_id`; returns the cookie value (shown once) and the session.
+    /// `replaces` (the cookie the browser came with) is revoked: a login always gets a new id.
+    pub async fn create_session(&self, user_id: &str, amr: &[String], ctx: &Context, replaces: Option<&str>) -> Result<(String, Session), IdentityError> {
+        if let Some(old) = replaces {
+            self.revoke_session_by_token(old).await?;
+        }
+        let cfg = &self.config.auth.session;
+        let token = random_token(32);
+        let id = ids::new_id();
+        let now = Timestamp::now();
+        let expires = later(now, cfg.ttl_secs);
+        let idle = later(now, cfg.idle_timeout_secs).min(expires);
+        let amr_json = serde_json::to_string(amr).map_err(|e| IdentityError::Internal(e.to_string()))?;
+        let user_agent = ctx.user_agent.as_ref().map(|ua| ua.chars().take(512).collect::<String>());
+        with_pool!(&self.db, pool => sqlx::query(
+            "INSERT INTO auth.sessions (id, token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, idle_expires_at, ip, user_agent, amr) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10)")
+            .bind(&id)
+            .bind(sha256_hex(token.as_bytes()))
+            .bind(user_id)
+            .bind(random_token(32))
+            .bind(now)
+            .bind(expires)
+            .bind(idle)
+            .bind(&ctx.ip)
+            .bind(&user_agent)
+            .bind(&amr_json)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        let session = self.session_by("s.id", &id).await?.map(|(s, _, _)| s).ok_or_else(|| IdentityError::Internal("the new session vanished".into()))?;
+        Ok((token, session))
+    }
+
+    /// The live session a cookie value names, with its user; `None` when unknown, expired, idle
+    /// too long, or its user is disabled.
+    pub async fn load_session(&self, token: &str) -> Result<Option<(Session, User)>, IdentityError> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let Some((session, user, last_seen)) = self.session_by("s.token_hash", &sha256_hex(token.as_bytes())).await? else {
+            return Ok(None);
+        };
+        let now = Timestamp::now();
+        let alive = |t: &str| chrono::DateTime::parse_from_rfc3339(t).map(|t| t > now.0).unwrap_or(false);
+        if !alive(&session.expires_at) || !alive(&session.idle_expires_at) || user.disabled {
+            return Ok(None);
+        }
+        if (now.0 - last_seen.0).num_seconds() >= TOUCH_EVERY_SECS {
+            let cfg = &self.config.auth.session;
+            let expires = chrono::DateTime::parse_from_rfc3339(&session.expires_at).map(|t| Timestamp(t.to_utc())).unwrap_or(now);
+            let idle = later(now, cfg.idle_timeout_secs).min(expires);
+            with_pool!(&self.db, pool => sqlx::query("UPDATE auth.sessions SET last_seen_at = $2, idle_expires_at = $3 WHERE id = $1")
+                .bind(&session.id)
+                .bind(now)
+                .bind(idle)
+                .execute(pool)
+                .await
+                .map(|_| ()))?;
+        }
+        Ok(Some((session, user)))
+    }
+
+    async fn session_by(&self, column: &'static str, value: &str) -> Result<Option<(Session, User, Timestamp)>, IdentityError> {
+        let sql = format!(
+            "SELECT u.id, u.email, u.email_verified, u.display_name, u.disabled, u.roles, u.metadata, u.password_hash, u.created_at, u.updated_at, \
+             {SESSION_COLUMNS} FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id WHERE {column} = $1"
+        );
+        let found = with_pool!(&self.db, pool => {
+            match sqlx::query(&sql).bind(value).fetch_optional(pool).await? {
+                Some(row) => {
+                    let (user, _) = super::users::from_row(&row)?;
+                    let (session, last_seen) = session_from_row(&row)?;
+                    Some((session, user, last_seen))
+                }
+                None => None,
+            }
+        });
+        Ok(found)
+    }
+
+    /// The same user and methods under a new id and CSRF token (after a privilege change).
+    pub async fn rotate_session(&self, token: &str, ctx: &Context) -> Result<Option<(String, Session)>, IdentityError> {
+        let Some((old, user)) = self.load_session(token).await? else { return Ok(None) };
+        let (token, session) = self.create_session(&user.id, &old.amr, ctx, Some(token)).await?;
+        Ok(Some((token, session)))
+    }
+
+    pub async fn revoke_session_by_token(&self, token: &str) -> Result<bool, IdentityError> {
+        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.sessions WHERE token_hash = $1")
+            .bind(sha256_hex(token.as_bytes()))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
+    pub async fn revoke_session(&self, id: &str) -> Result<(), IdentityError> {
+        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.sessions WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            return Err(IdentityError::NotFound("no session with that id".into()));
+        }
+        Ok(())
+    }
+
+    /// Ends every session of a user; returns how many there were.
+    pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<u64, IdentityError> {
+        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n)
+    }
+
+    /// Live sessions, newest first, of one user or of everyone.
+    pub async fn list_sessions(&self, user_id: Option<&str>, limit: i64, cursor: Option<&str>) -> Result<Page, IdentityError> {
+        let limit = limit.clamp(1, super::users::MAX_PAGE);
+        let now = Timestamp::now();
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id \
+             WHERE ($1 IS NULL OR s.user_id = $1) AND ($2 IS NULL OR s.id < $2) AND s.expires_at > $3 AND s.idle_expires_at > $3 \
+             ORDER BY s.id DESC LIMIT $4"
+        );
+        let mut sessions = with_pool!(&self.db, pool => {
+            let rows = sqlx::query(&sql).bind(user_id).bind(cursor).bind(now).bind(limit + 1).fetch_all(pool).await?;
+            rows.iter().map(|r| session_from_row(r).map(|(s, _)| s)).collect::<Result<Vec<Session>, sqlx::Error>>()?
+        });
+        let next_cursor = if sessions.len() as i64 > limit {
+            sessions.truncate(limit as usize);
+            sessions.last().map(|s| s.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { sessions, next_cursor })
+    }
+
+    /// The CSRF token of an anonymous visitor: a MAC of their `assay_csrf` cookie, so it needs
+    /// no row and cannot be forged without the master key.
+    pub fn anonymous_csrf_token(&self, cookie: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.keys.mac("assay/csrf/v1", cookie.as_bytes()))
+    }
+}

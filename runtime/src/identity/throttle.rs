@@ -1,0 +1,159 @@
+//! Brute-force counters in `auth.login_throttle`, shared by every engine on the database.
+//!
+//! Per account (`account:<email>`) and per client IP (`ip:<address>`): failures inside
+//! `window_secs` are counted. Past `free_failures` an account must wait 1 s, 2 s, 4 s... (capped
+//! at the lockout) before its next attempt; at `max_failures` it is locked for `lockout_secs`.
+//! An IP is locked at `ip_max_failures`. The wait is stored as `locked_until`, so a throttled
+//! attempt costs one indexed read and no hash. A successful login clears its account's row
+//! (not the IP's: one good password must not reset a spray).
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::users::rfc3339;
+use super::{audit, Context, Identity, IdentityError};
+use crate::storage::Timestamp;
+use crate::with_pool;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Counter {
+    pub key: String,
+    pub failures: i64,
+    pub window_started_at: String,
+    pub last_failure_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub entries: Vec<Counter>,
+    pub next_cursor: Option<String>,
+}
+
+/// Seconds until the first of `keys` may try again, if any of them is held back.
+pub async fn retry_after(id: &Identity, keys: &[&str]) -> Result<Option<u64>, IdentityError> {
+    let now = Timestamp::now();
+    let mut wait: Option<u64> = None;
+    for key in keys {
+        let until: Option<Option<Timestamp>> = with_pool!(&id.db, pool => sqlx::query_scalar(
+            "SELECT locked_until FROM auth.login_throttle WHERE key = $1")
+            .bind(key)
+            .fetch_optional(pool)
+            .await)?;
+        if let Some(Some(until)) = until {
+            if until > now {
+                let secs = (until.0 - now.0).num_milliseconds().max(0) as u64;
+                let secs = secs.div_ceil(1000).max(1);
+                wait = Some(wait.map_or(secs, |w| w.max(secs)));
+            }
+        }
+    }
+    Ok(wait)
+}
+
+/// Counts a failed login against the account and the IP and sets their wait.
+pub async fn record_failure(id: &Identity, account_key: &str, ip_key: Option<&str>, email: &str, ctx: &Context) -> Result<(), IdentityError> {
+    let bf = &id.config.auth.brute_force;
+    let failures = bump(id, account_key).await?;
+    let delay = if failures >= i64::from(bf.max_failures) {
+        audit::append(id, ctx, audit::Entry::new("login.locked").actor(email).target(account_key).detail("failures", failures)).await?;
+        Some(bf.lockout_secs)
+    } else if failures > i64::from(bf.free_failures) {
+        let step = (failures - i64::from(bf.free_failures) - 1).min(20) as u32;
+        Some(2u64.pow(step).min(bf.lockout_secs))
+    } else {
+        None
+    };
+    if let Some(secs) = delay {
+        lock(id, account_key, secs).await?;
+    }
+    if let Some(ip_key) = ip_key {
+        let failures = bump(id, ip_key).await?;
+        if failures >= i64::from(bf.ip_max_failures) {
+            if failures == i64::from(bf.ip_max_failures) {
+                audit::append(id, ctx, audit::Entry::new("login.locked").target(ip_key).detail("failures", failures)).await?;
+            }
+            lock(id, ip_key, bf.lockout_secs).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One more failure for `key` (a fresh count once the window has passed); returns the count.
+async fn bump(id: &Identity, key: &str) -> Result<i64, IdentityError> {
+    let now = Timestamp::now();
+    let window_start = Timestamp(now.0 - chrono::Duration::seconds(id.config.auth.brute_force.window_secs as i64));
+    let failures: i64 = with_pool!(&id.db, pool => sqlx::query_scalar(
+        "INSERT INTO auth.login_throttle AS t (key, failures, window_started_at, last_failure_at) VALUES ($1, 1, $2, $2) \
+         ON CONFLICT (key) DO UPDATE SET \
+           failures = CASE WHEN t.last_failure_at < $3 THEN 1 ELSE t.failures + 1 END, \
+           window_started_at = CASE WHEN t.last_failure_at < $3 THEN $2 ELSE t.window_started_at END, \
+           locked_until = CASE WHEN t.last_failure_at < $3 THEN NULL ELSE t.locked_until END, \
+           last_failure_at = $2 \
+         RETURNING failures")
+        .bind(key)
+        .bind(now)
+        .bind(window_start)
+        .fetch_one(pool)
+        .await)?;
+    Ok(failures)
+}
+
+async fn lock(id: &Identity, key: &str, secs: u64) -> Result<(), IdentityError> {
+    let until = Timestamp(Timestamp::now().0 + chrono::Duration::seconds(secs as i64));
+    with_pool!(&id.db, pool => sqlx::query("UPDATE auth.login_throttle SET locked_until = $2 WHERE key = $1")
+        .bind(key)
+        .bind(until)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Forgets `key`'s failures; returns whether there were any.
+pub async fn clear(id: &Identity, key: &str) -> Result<bool, IdentityError> {
+    let n = with_pool!(&id.db, pool => sqlx::query("DELETE FROM auth.login_throttle WHERE key = $1")
+        .bind(key)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+/// Counters with failures inside the window or a lock still running, by key.
+pub async fn list(id: &Identity, limit: i64, cursor: Option<&str>) -> Result<Page, IdentityError> {
+    let limit = limit.clamp(1, super::users::MAX_PAGE);
+    let now = Timestamp::now();
+    let window_start = Timestamp(now.0 - chrono::Duration::seconds(id.config.auth.brute_force.window_secs as i64));
+    let mut entries = with_pool!(&id.db, pool => {
+        let rows = sqlx::query(
+            "SELECT key, failures, window_started_at, last_failure_at, locked_until FROM auth.login_throttle \
+             WHERE (last_failure_at >= $1 OR locked_until > $2) AND ($3 IS NULL OR key > $3) ORDER BY key LIMIT $4")
+            .bind(window_start)
+            .bind(now)
+            .bind(cursor)
+            .bind(limit + 1)
+            .fetch_all(pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let locked: Option<Timestamp> = r.try_get("locked_until")?;
+                Ok(Counter {
+                    key: r.try_get("key")?,
+                    failures: r.try_get("failures")?,
+                    window_started_at: rfc3339(r.try_get("window_started_at")?),
+                    last_failure_at: rfc3339(r.try_get("last_failure_at")?),
+                    locked_until: locked.filter(|l| *l > now).map(rfc3339),
+                })
+            })
+            .collect::<Result<Vec<Counter>, sqlx::Error>>()?
+    });
+    let next_cursor = if entries.len() as i64 > limit {
+        entries.truncate(limit as usize);
+        entries.last().map(|e| e.key.clone())
+    } else {
+        None
+    };
+    Ok(Page { entries, next_cursor })
+}

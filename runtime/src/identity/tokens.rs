@@ -1,0 +1,91 @@
+//! Single-use, short-lived tokens for emailed links (recovery, email verification). The link
+//! carries 256 random bits; the table keeps their SHA-256, so a database reader cannot use a
+//! pending link. Consuming is one UPDATE guarded by `used_at IS NULL` and the expiry: of two
+//! concurrent uses exactly one wins.
+
+use super::users::User;
+use super::{Identity, IdentityError};
+use crate::stdlib::crypto::{random_token, sha256_hex};
+use crate::storage::Timestamp;
+use crate::with_pool;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Recovery,
+    Verify,
+}
+
+impl Purpose {
+    pub fn parse(s: &str) -> Option<Purpose> {
+        match s {
+            "recovery" => Some(Purpose::Recovery),
+            "verify" => Some(Purpose::Verify),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Recovery => "recovery",
+            Purpose::Verify => "verify",
+        }
+    }
+    /// Recovery links are short-lived (they reset a password); verification links less so.
+    pub fn default_ttl_secs(self) -> u64 {
+        match self {
+            Purpose::Recovery => 3600,
+            Purpose::Verify => 24 * 3600,
+        }
+    }
+}
+
+impl Identity {
+    /// A new link token for `user_id`. Earlier unused tokens of the same purpose stop working:
+    /// only the newest link is valid.
+    pub async fn issue_token(&self, user_id: &str, purpose: Purpose, ttl_secs: Option<u64>) -> Result<String, IdentityError> {
+        self.get_user(user_id).await?;
+        let ttl = ttl_secs.unwrap_or(purpose.default_ttl_secs()).clamp(60, 7 * 24 * 3600);
+        let token = random_token(32);
+        let now = Timestamp::now();
+        let expires = Timestamp(now.0 + chrono::Duration::seconds(ttl as i64));
+        with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE auth.user_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
+                .bind(user_id)
+                .bind(purpose.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO auth.user_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(sha256_hex(token.as_bytes()))
+                .bind(user_id)
+                .bind(purpose.as_str())
+                .bind(now)
+                .bind(expires)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(token)
+    }
+
+    /// Uses up a token: the user it was issued to, or `InvalidToken` (unknown, used, expired, or
+    /// of another purpose: one message for all).
+    pub async fn consume_token(&self, token: &str, purpose: Purpose) -> Result<User, IdentityError> {
+        if token.is_empty() || token.len() > 200 {
+            return Err(IdentityError::InvalidToken);
+        }
+        let now = Timestamp::now();
+        let user_id: Option<String> = with_pool!(&self.db, pool => sqlx::query_scalar(
+            "UPDATE auth.user_tokens SET used_at = $3 WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 \
+             RETURNING user_id")
+            .bind(sha256_hex(token.as_bytes()))
+            .bind(purpose.as_str())
+            .bind(now)
+            .fetch_optional(pool)
+            .await)?;
+        match user_id {
+            Some(id) => self.get_user(&id).await,
+            None => Err(IdentityError::InvalidToken),
+        }
+    }
+}

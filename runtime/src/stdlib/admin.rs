@@ -1,0 +1,124 @@
+//! `assay.admin`: who may use the admin API and the console, and its JSON errors. An admin is
+//! a Bearer admin API key (from `[auth] admin_api_keys` or generated at first start; compared
+//! by SHA-256 in constant time) or the session of a user with the `admin` role.
+//! Reference: `stdlib/admin.md`.
+
+use mlua::{AnyUserData, Lua, Table, Value};
+
+use super::{identity, session, to_lua};
+use crate::identity::Identity;
+use crate::lua::{Outcome, Phase, RequestRun};
+use crate::stdlib::crypto::{constant_time_eq, sha256_hex};
+use crate::with_pool;
+
+const PHASES: &[Phase] = &[Phase::Request];
+
+pub fn module(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set("authenticate", lua.create_async_function(|lua, _req: Value| async move {
+        let id = identity(&lua, "admin.authenticate", PHASES)?;
+        match authenticate(&lua, &id).await? {
+            Ok(principal) => Ok(Outcome::Ok(principal)),
+            Err((_, e)) => Ok(Outcome::Fail(e)),
+        }
+    })?)?;
+    m.set("require", lua.create_async_function(|lua, _req: Value| async move {
+        let id = identity(&lua, "admin.require", PHASES)?;
+        match authenticate(&lua, &id).await? {
+            Ok(principal) => Ok((principal, Value::Nil)),
+            Err((status, e)) => {
+                let (code, description) = e.split_once(": ").unwrap_or(("unauthorized", e.as_str()));
+                let resp = error(&lua, status, code, description)?;
+                if status == 401 {
+                    resp.borrow_mut::<crate::lua::FlowResponse>()?
+                        .headers
+                        .push((http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"assay admin\"")));
+                }
+                Ok((Value::Nil, Value::UserData(resp)))
+            }
+        }
+    })?)?;
+    m.set("error", lua.create_function(|lua, (status, code, description): (u16, String, Option<String>)| {
+        error(lua, status, &code, description.as_deref().unwrap_or(""))
+    })?)?;
+    m.set("fail", lua.create_function(|lua, err: String| {
+        let (code, description) = err.split_once(": ").unwrap_or(("server_error", err.as_str()));
+        let status = match code {
+            "invalid" | "invalid_field" | "weak_password" => 422,
+            "invalid_request" | "bad_json" => 400,
+            "conflict" => 409,
+            "not_found" => 404,
+            "unauthorized" => 401,
+            "forbidden" | "csrf" => 403,
+            "throttled" => 429,
+            _ => 500,
+        };
+        let code = match code {
+            "invalid" => "invalid_field",
+            "bad_json" => "invalid_request",
+            other => other,
+        };
+        error(lua, status, code, description)
+    })?)?;
+    Ok(m)
+}
+
+/// The JSON error every admin endpoint answers with.
+fn error(lua: &Lua, status: u16, code: &str, description: &str) -> mlua::Result<AnyUserData> {
+    let request_id = lua.app_data_ref::<RequestRun>().map(|r| r.request.request_id.clone()).unwrap_or_default();
+    let body = serde_json::json!({ "error": code, "error_description": description, "request_id": request_id });
+    super::http::json_response(lua, status, &body)
+}
+
+/// The principal, or the status and `code: message` to refuse with.
+async fn authenticate(lua: &Lua, id: &Identity) -> mlua::Result<Result<Value, (u16, String)>> {
+    let authorization = lua.app_data_ref::<RequestRun>().and_then(|r| r.request.header("authorization"));
+    if let Some(header) = authorization {
+        let Some(key) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim) else {
+            return Ok(Err((401, "unauthorized: the Authorization header must be `Bearer <admin API key>`".into())));
+        };
+        return match api_key_name(id, key).await? {
+            Some(name) => {
+                let t = lua.create_table()?;
+                t.set("kind", "api_key")?;
+                t.set("actor", format!("api_key:{name}"))?;
+                Ok(Ok(Value::Table(t)))
+            }
+            None => Ok(Err((401, "unauthorized: the admin API key is not valid".into()))),
+        };
+    }
+    match session::current(lua, id).await? {
+        Some((s, user)) if user.has_role("admin") => {
+            let t = lua.create_table()?;
+            t.set("kind", "session")?;
+            t.set("actor", format!("user:{}", user.id))?;
+            t.set("user", to_lua(lua, &user)?)?;
+            t.set("session", session::session_table(lua, &s, None)?)?;
+            Ok(Ok(Value::Table(t)))
+        }
+        Some(_) => Ok(Err((403, "forbidden: this account does not have the admin role".into()))),
+        None => Ok(Err((401, "unauthorized: send Authorization: Bearer <admin API key>, or sign in as an administrator".into()))),
+    }
+}
+
+/// The name of the admin key `key` is, comparing SHA-256 digests in constant time against the
+/// configured keys, then looking the digest up among generated keys.
+async fn api_key_name(id: &Identity, key: &str) -> mlua::Result<Option<String>> {
+    let digest = sha256_hex(key.as_bytes());
+    let mut found = None;
+    for (i, configured) in id.config.auth.admin_api_keys.iter().enumerate() {
+        // Every configured key is compared, so the time does not tell which one matched.
+        if constant_time_eq(sha256_hex(configured.as_bytes()).as_bytes(), digest.as_bytes()) && found.is_none() {
+            found = Some(format!("config:{i}"));
+        }
+    }
+    if found.is_some() {
+        return Ok(found);
+    }
+    let name: Option<String> = with_pool!(&id.db, pool => sqlx::query_scalar("SELECT name FROM engine.admin_api_keys WHERE key_hash = $1")
+        .bind(&digest)
+        .fetch_optional(pool)
+        .await)
+    .map_err(mlua::Error::external)?;
+    Ok(name)
+}

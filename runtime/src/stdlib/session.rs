@@ -1,0 +1,201 @@
+//! `assay.session`: browser sessions and CSRF tokens. The engine sets and clears the cookies
+//! itself on the handler's response, always with `HttpOnly`, `SameSite=Lax`, and `Secure`
+//! when the public URL is HTTPS. Reference: `stdlib/session.md`.
+
+use http::HeaderValue;
+use mlua::{Lua, Table, Value};
+
+use super::{context, identity, opt_string, outcome, page_limit, to_lua};
+use crate::identity::sessions::Session;
+use crate::identity::users::User;
+use crate::identity::Identity;
+use crate::lua::{Outcome, Phase, RequestRun};
+use crate::stdlib::crypto::{constant_time_eq, random_token};
+
+const PHASES: &[Phase] = &[Phase::Request];
+/// The cookie an anonymous visitor's CSRF token is bound to.
+pub const CSRF_COOKIE: &str = "assay_csrf";
+
+pub fn module(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set("load", lua.create_async_function(|lua, _req: Value| async move {
+        let id = identity(&lua, "session.load", PHASES)?;
+        match current(&lua, &id).await? {
+            Some((s, u)) => Ok(Outcome::Ok(session_table(&lua, &s, Some(&u))?)),
+            None => Ok(Outcome::Fail("no_session: the request carries no live session".into())),
+        }
+    })?)?;
+    m.set("create", lua.create_async_function(|lua, (_req, user_id, opts): (Value, String, Option<Table>)| async move {
+        let id = identity(&lua, "session.create", PHASES)?;
+        let amr = match opts.as_ref().map(|o| o.get::<Option<Vec<String>>>("amr")).transpose()?.flatten() {
+            Some(amr) => amr,
+            None => vec!["pwd".to_string()],
+        };
+        let old = request_cookie(&lua, &id.config.auth.session.cookie_name);
+        let user = match id.get_user(&user_id).await {
+            Ok(u) => u,
+            Err(e) => return outcome(Err(e)),
+        };
+        if user.disabled {
+            return Ok(Outcome::Fail("disabled: this account is disabled".into()));
+        }
+        let (token, session) = id.create_session(&user_id, &amr, &context(&lua), old.as_deref()).await.map_err(mlua::Error::external)?;
+        started(&lua, &id, &token, session, user)
+    })?)?;
+    m.set("rotate", lua.create_async_function(|lua, _req: Value| async move {
+        let id = identity(&lua, "session.rotate", PHASES)?;
+        let Some(old) = request_cookie(&lua, &id.config.auth.session.cookie_name) else {
+            return Ok(Outcome::Fail("no_session: the request carries no session".into()));
+        };
+        match id.rotate_session(&old, &context(&lua)).await.map_err(mlua::Error::external)? {
+            Some((token, session)) => {
+                let user = id.get_user(&session.user_id).await.map_err(mlua::Error::external)?;
+                started(&lua, &id, &token, session, user)
+            }
+            None => Ok(Outcome::Fail("no_session: the request carries no live session".into())),
+        }
+    })?)?;
+    m.set("logout", lua.create_async_function(|lua, _req: Value| async move {
+        let id = identity(&lua, "session.logout", PHASES)?;
+        let name = id.config.auth.session.cookie_name.clone();
+        if let Some(token) = request_cookie(&lua, &name) {
+            id.revoke_session_by_token(&token).await.map_err(mlua::Error::external)?;
+        }
+        let clear = cookie(&id, &name, "", Some(0))?;
+        if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
+            run.cookies.push(clear);
+            run.session = Some(None);
+        }
+        Ok(true)
+    })?)?;
+    m.set("revoke", lua.create_async_function(|lua, session_id: String| async move {
+        let id = identity(&lua, "session.revoke", PHASES)?;
+        outcome(id.revoke_session(&session_id).await.map(|_| true))
+    })?)?;
+    m.set("revoke_all", lua.create_async_function(|lua, user_id: String| async move {
+        let id = identity(&lua, "session.revoke_all", PHASES)?;
+        id.revoke_user_sessions(&user_id).await.map_err(mlua::Error::external)
+    })?)?;
+    m.set("list", lua.create_async_function(|lua, opts: Option<Table>| async move {
+        let id = identity(&lua, "session.list", PHASES)?;
+        let limit = page_limit("session.list", opts.as_ref())?;
+        let user_id = opt_string(opts.as_ref(), "user_id")?;
+        let cursor = opt_string(opts.as_ref(), "cursor")?;
+        match outcome(id.list_sessions(user_id.as_deref(), limit, cursor.as_deref()).await)? {
+            Outcome::Ok(page) => Ok(Outcome::Ok(to_lua(&lua, &page)?)),
+            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
+        }
+    })?)?;
+    m.set("csrf_token", lua.create_async_function(|lua, _req: Value| async move {
+        let id = identity(&lua, "session.csrf_token", PHASES)?;
+        if let Some((s, _)) = current(&lua, &id).await? {
+            return Ok(s.csrf_token);
+        }
+        let anon = match anonymous_cookie(&lua) {
+            Some(c) => c,
+            None => {
+                let value = random_token(32);
+                let set = cookie(&id, CSRF_COOKIE, &value, None)?;
+                if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
+                    run.cookies.push(set);
+                }
+                value
+            }
+        };
+        Ok(id.anonymous_csrf_token(&anon))
+    })?)?;
+    m.set("check_csrf", lua.create_async_function(|lua, _req: Value| async move {
+        let id = identity(&lua, "session.check_csrf", PHASES)?;
+        let submitted = {
+            let run = lua.app_data_ref::<RequestRun>();
+            run.and_then(|r| {
+                r.request
+                    .form_pairs()
+                    .into_iter()
+                    .find(|(k, _)| k == "csrf_token")
+                    .map(|(_, v)| v)
+                    .or_else(|| r.request.header("x-csrf-token"))
+            })
+        };
+        let Some(submitted) = submitted.filter(|s| !s.is_empty()) else {
+            return Ok(Outcome::Fail("csrf: the request carries no CSRF token".into()));
+        };
+        if let Some((s, _)) = current(&lua, &id).await? {
+            if constant_time_eq(s.csrf_token.as_bytes(), submitted.as_bytes()) {
+                return Ok(Outcome::Ok(true));
+            }
+        }
+        if let Some(anon) = request_cookie(&lua, CSRF_COOKIE) {
+            if constant_time_eq(id.anonymous_csrf_token(&anon).as_bytes(), submitted.as_bytes()) {
+                return Ok(Outcome::Ok(true));
+            }
+        }
+        Ok(Outcome::Fail("csrf: the CSRF token does not match this browser".into()))
+    })?)?;
+    Ok(m)
+}
+
+/// The request's session, looked up once per request.
+pub(crate) async fn current(lua: &Lua, id: &Identity) -> mlua::Result<Option<(Session, User)>> {
+    if let Some(cached) = lua.app_data_ref::<RequestRun>().and_then(|r| r.session.clone()) {
+        return Ok(cached);
+    }
+    let found = match request_cookie(lua, &id.config.auth.session.cookie_name) {
+        Some(token) => id.load_session(&token).await.map_err(mlua::Error::external)?,
+        None => None,
+    };
+    if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
+        run.session = Some(found.clone());
+    }
+    Ok(found)
+}
+
+fn request_cookie(lua: &Lua, name: &str) -> Option<String> {
+    lua.app_data_ref::<RequestRun>().and_then(|r| r.request.cookie(name)).filter(|v| !v.is_empty())
+}
+
+/// The anonymous CSRF cookie: the one the browser sent, or one set earlier in this request.
+fn anonymous_cookie(lua: &Lua) -> Option<String> {
+    if let Some(v) = request_cookie(lua, CSRF_COOKIE) {
+        return Some(v);
+    }
+    let run = lua.app_data_ref::<RequestRun>()?;
+    let prefix = format!("{CSRF_COOKIE}=");
+    run.cookies.iter().filter_map(|c| c.to_str().ok()).find_map(|c| c.strip_prefix(&prefix)).and_then(|rest| rest.split(';').next()).map(str::to_string)
+}
+
+/// A new session's cookie on the response, and the session as the rest of the request sees it.
+fn started(lua: &Lua, id: &Identity, token: &str, session: Session, user: User) -> mlua::Result<Outcome<Value>> {
+    let cfg = &id.config.auth.session;
+    let set = cookie(id, &cfg.cookie_name, token, Some(cfg.ttl_secs))?;
+    let table = session_table(lua, &session, Some(&user))?;
+    if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
+        run.cookies.push(set);
+        run.session = Some(Some((session, user)));
+    }
+    Ok(Outcome::Ok(table))
+}
+
+/// `Set-Cookie` with the engine's attributes; `max_age` None is a browser-session cookie.
+fn cookie(id: &Identity, name: &str, value: &str, max_age: Option<u64>) -> mlua::Result<HeaderValue> {
+    let mut s = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+    if let Some(age) = max_age {
+        s.push_str(&format!("; Max-Age={age}"));
+    }
+    if id.config.is_https() {
+        s.push_str("; Secure");
+    }
+    HeaderValue::from_str(&s).map_err(|_| mlua::Error::runtime("session: cookie value is not a header value"))
+}
+
+/// A session as Lua sees it: its fields, the CSRF token, and the user.
+pub(crate) fn session_table(lua: &Lua, s: &Session, user: Option<&User>) -> mlua::Result<Value> {
+    let mut json = serde_json::to_value(s).map_err(mlua::Error::external)?;
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert("csrf_token".into(), serde_json::Value::String(s.csrf_token.clone()));
+        if let Some(u) = user {
+            obj.insert("user".into(), serde_json::to_value(u).map_err(mlua::Error::external)?);
+        }
+    }
+    super::json::from_json(lua, &json)
+}

@@ -1,0 +1,32 @@
+//! `assay.throttle`: the brute-force counters, to inspect and clear. Reference:
+//! `stdlib/throttle.md`.
+
+use mlua::{Lua, Table};
+
+use super::{identity, opt_string, outcome, page_limit, to_lua};
+use crate::identity::throttle;
+use crate::lua::{Outcome, Phase};
+
+const PHASES: &[Phase] = &[Phase::Request];
+
+pub fn module(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set("list", lua.create_async_function(|lua, opts: Option<Table>| async move {
+        let id = identity(&lua, "throttle.list", PHASES)?;
+        let limit = page_limit("throttle.list", opts.as_ref())?;
+        let cursor = opt_string(opts.as_ref(), "cursor")?;
+        match outcome(throttle::list(&id, limit, cursor.as_deref()).await)? {
+            Outcome::Ok(page) => Ok(Outcome::Ok(to_lua(&lua, &page)?)),
+            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
+        }
+    })?)?;
+    m.set("clear", lua.create_async_function(|lua, key: String| async move {
+        let id = identity(&lua, "throttle.clear", PHASES)?;
+        match throttle::clear(&id, &key).await {
+            Ok(true) => Ok(Outcome::Ok(true)),
+            Ok(false) => Ok(Outcome::Fail(format!("not_found: no counter for {key:?}"))),
+            Err(e) => outcome(Err(e)),
+        }
+    })?)?;
+    Ok(m)
+}

@@ -1,0 +1,136 @@
+//! `assay.users`: accounts (create, get, find by email, update, disable, delete, list), password
+//! login, and single-use link tokens. Reference: `stdlib/users.md`.
+
+use mlua::{Lua, Table, Value};
+
+use super::{context, identity, opt_string, outcome, page_limit, to_lua};
+use crate::identity::tokens::Purpose;
+use crate::identity::users::{NewUser, UserPatch};
+use crate::lua::{Outcome, Phase};
+
+const PHASES: &[Phase] = &[Phase::Request];
+
+pub fn module(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set("create", lua.create_async_function(|lua, t: Table| async move {
+        let id = identity(&lua, "users.create", PHASES)?;
+        let new = NewUser {
+            email: t.get::<Option<String>>("email")?.unwrap_or_default(),
+            password: t.get("password")?,
+            display_name: t.get("display_name")?,
+            email_verified: t.get::<Option<bool>>("email_verified")?.unwrap_or(false),
+            roles: roles(&t)?.unwrap_or_default(),
+            metadata: metadata(&lua, &t)?,
+        };
+        let created = id.create_user(new).await;
+        user_outcome(&lua, created)
+    })?)?;
+    m.set("get", lua.create_async_function(|lua, user_id: String| async move {
+        let id = identity(&lua, "users.get", PHASES)?;
+        let found = id.get_user(&user_id).await;
+        user_outcome(&lua, found)
+    })?)?;
+    m.set("find_by_email", lua.create_async_function(|lua, email: String| async move {
+        let id = identity(&lua, "users.find_by_email", PHASES)?;
+        let found = id.find_user_by_email(&email).await;
+        user_outcome(&lua, found)
+    })?)?;
+    m.set("update", lua.create_async_function(|lua, (user_id, t): (String, Table)| async move {
+        let id = identity(&lua, "users.update", PHASES)?;
+        let display_name = match t.get::<Value>("display_name")? {
+            Value::Nil => None,
+            Value::String(s) if s.as_bytes().is_empty() => Some(None),
+            Value::String(s) => Some(Some(s.to_str()?.to_string())),
+            Value::LightUserData(p) if p.0.is_null() => Some(None), // json.null clears it
+            other => return Err(mlua::Error::runtime(format!("users.update: display_name must be a string, not {}", other.type_name()))),
+        };
+        let patch = UserPatch {
+            email: t.get("email")?,
+            display_name,
+            email_verified: t.get("email_verified")?,
+            roles: roles(&t)?,
+            metadata: metadata(&lua, &t)?,
+            disabled: t.get("disabled")?,
+        };
+        let updated = id.update_user(&user_id, patch).await;
+        user_outcome(&lua, updated)
+    })?)?;
+    for (name, disabled) in [("disable", true), ("enable", false)] {
+        m.set(name, lua.create_async_function(move |lua, user_id: String| async move {
+            let id = identity(&lua, if disabled { "users.disable" } else { "users.enable" }, PHASES)?;
+            let updated = id.update_user(&user_id, UserPatch { disabled: Some(disabled), ..UserPatch::default() }).await;
+            user_outcome(&lua, updated)
+        })?)?;
+    }
+    m.set("delete", lua.create_async_function(|lua, user_id: String| async move {
+        let id = identity(&lua, "users.delete", PHASES)?;
+        outcome(id.delete_user(&user_id).await.map(|_| true))
+    })?)?;
+    m.set("list", lua.create_async_function(|lua, opts: Option<Table>| async move {
+        let id = identity(&lua, "users.list", PHASES)?;
+        let limit = page_limit("users.list", opts.as_ref())?;
+        let q = opt_string(opts.as_ref(), "q")?;
+        let cursor = opt_string(opts.as_ref(), "cursor")?;
+        match outcome(id.list_users(q.as_deref(), limit, cursor.as_deref()).await)? {
+            Outcome::Ok(page) => Ok(Outcome::Ok(to_lua(&lua, &page)?)),
+            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
+        }
+    })?)?;
+    m.set("set_password", lua.create_async_function(|lua, (user_id, password): (String, String)| async move {
+        let id = identity(&lua, "users.set_password", PHASES)?;
+        outcome(id.set_password(&user_id, &password).await.map(|_| true))
+    })?)?;
+    m.set("authenticate", lua.create_async_function(|lua, t: Table| async move {
+        let id = identity(&lua, "users.authenticate", PHASES)?;
+        let email: String = t.get::<Option<String>>("email")?.unwrap_or_default();
+        let password: String = t.get::<Option<String>>("password")?.unwrap_or_default();
+        let ctx = context(&lua);
+        let user = id.authenticate(&email, &password, &ctx).await;
+        user_outcome(&lua, user)
+    })?)?;
+    m.set("issue_token", lua.create_async_function(|lua, (user_id, purpose, ttl): (String, String, Option<u64>)| async move {
+        let id = identity(&lua, "users.issue_token", PHASES)?;
+        let purpose = parse_purpose("users.issue_token", &purpose)?;
+        outcome(id.issue_token(&user_id, purpose, ttl).await)
+    })?)?;
+    m.set("consume_token", lua.create_async_function(|lua, (token, purpose): (String, String)| async move {
+        let id = identity(&lua, "users.consume_token", PHASES)?;
+        let purpose = parse_purpose("users.consume_token", &purpose)?;
+        let user = id.consume_token(&token, purpose).await;
+        user_outcome(&lua, user)
+    })?)?;
+    Ok(m)
+}
+
+fn user_outcome(lua: &Lua, r: Result<crate::identity::users::User, crate::identity::IdentityError>) -> mlua::Result<Outcome<Value>> {
+    match outcome(r)? {
+        Outcome::Ok(u) => Ok(Outcome::Ok(to_lua(lua, &u)?)),
+        Outcome::Fail(e) => Ok(Outcome::Fail(e)),
+    }
+}
+
+fn parse_purpose(function: &str, s: &str) -> mlua::Result<Purpose> {
+    Purpose::parse(s).ok_or_else(|| mlua::Error::runtime(format!("{function}: purpose must be \"recovery\" or \"verify\", not {s:?}")))
+}
+
+/// `t.roles` as a list of strings (a table of strings; raises on anything else).
+fn roles(t: &Table) -> mlua::Result<Option<Vec<String>>> {
+    match t.get::<Value>("roles")? {
+        Value::Nil => Ok(None),
+        Value::Table(list) => {
+            let mut out = Vec::new();
+            for v in list.sequence_values::<String>() {
+                out.push(v.map_err(|_| mlua::Error::runtime("roles must be a list of strings"))?);
+            }
+            Ok(Some(out))
+        }
+        other => Err(mlua::Error::runtime(format!("roles must be a list of strings, not {}", other.type_name()))),
+    }
+}
+
+fn metadata(lua: &Lua, t: &Table) -> mlua::Result<Option<serde_json::Value>> {
+    match t.get::<Value>("metadata")? {
+        Value::Nil => Ok(None),
+        v => super::json::to_json(lua, v).map(Some).map_err(|e| mlua::Error::runtime(format!("metadata: {e}"))),
+    }
+}
