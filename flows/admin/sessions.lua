@@ -1,0 +1,111 @@
+-- Admin API: sessions, under /auth/admin/auth/sessions.
+--   GET    sessions?user_id=&limit=&cursor=
+--   DELETE sessions/{id}         revoke one session
+--   DELETE sessions?user_id=X    revoke all of a user's sessions
+-- A session principal must send X-CSRF-Token on DELETE (its browser sends the cookie anyway).
+local http = require("assay.http")
+local json = require("assay.json")
+local session = require("assay.session")
+local audit = require("assay.audit")
+local admin = require("assay.admin")
+
+local BASE = "/auth/admin/auth/sessions"
+
+local function ok(value, status)
+  return http.json(value, status or 200):header("Cache-Control", "no-store")
+end
+
+local function fail(err)
+  local code, msg = tostring(err):match("^([%w_]+):%s*(.*)$")
+  if code == "invalid" then return admin.error(422, "invalid_field", msg) end
+  return admin.fail(err)
+end
+
+local function csrf(req, who)
+  if who.kind == "session" and not session.check_csrf(req) then
+    return admin.error(403, "csrf", "missing or wrong X-CSRF-Token header")
+  end
+end
+
+local function limit_of(req)
+  local raw = req.query.limit
+  if raw == nil or raw == "" then return nil end
+  local n = raw:match("^%d+$") and tonumber(raw)
+  if not n or n < 1 or n > 200 then
+    return nil, admin.error(422, "invalid_field", "limit: must be an integer from 1 to 200")
+  end
+  return n
+end
+
+local function nonempty(s)
+  if s == nil or s == "" then return nil end
+  return s
+end
+
+local function nullable(v)
+  if v == nil then return json.null end
+  return v
+end
+
+local function array(t)
+  local a = json.array()
+  for i, v in ipairs(t or {}) do a[i] = v end
+  return a
+end
+
+local function present_session(s)
+  return {
+    id = s.id,
+    user_id = nullable(s.user_id),
+    email = nullable(s.email),
+    created_at = nullable(s.created_at),
+    last_seen_at = nullable(s.last_seen_at),
+    expires_at = nullable(s.expires_at),
+    idle_expires_at = nullable(s.idle_expires_at),
+    ip = nullable(s.ip),
+    user_agent = nullable(s.user_agent),
+    amr = array(s.amr),
+  }
+end
+
+http.route("GET", BASE, function(req)
+  local who, denied = admin.require(req)
+  if not who then return denied end
+  local limit, bad = limit_of(req)
+  if bad then return bad end
+  local res, err = session.list({
+    user_id = nonempty(req.query.user_id),
+    limit = limit,
+    cursor = nonempty(req.query.cursor),
+  })
+  if not res then return fail(err) end
+  local list = json.array()
+  for i, s in ipairs(res.sessions or {}) do list[i] = present_session(s) end
+  return ok({ sessions = list, next_cursor = nullable(res.next_cursor) })
+end)
+
+http.route("DELETE", BASE .. "/{id}", function(req)
+  local who, denied = admin.require(req)
+  if not who then return denied end
+  local refused = csrf(req, who)
+  if refused then return refused end
+  local done, err = session.revoke(req.params.id)
+  if not done then return fail(err) end
+  audit.append({ action = "session.revoke", actor = who.actor, target = req.params.id })
+  return http.status(204)
+end)
+
+http.route("DELETE", BASE, function(req)
+  local who, denied = admin.require(req)
+  if not who then return denied end
+  local refused = csrf(req, who)
+  if refused then return refused end
+  local user_id = nonempty(req.query.user_id)
+  if not user_id then
+    -- Never "revoke everything": the query parameter is required.
+    return admin.error(400, "invalid_request", "user_id is required")
+  end
+  local n = session.revoke_all(user_id)
+  audit.append({ action = "session.revoke_all", actor = who.actor, target = user_id, details = { count = n } })
+  return ok({ revoked = n })
+end)

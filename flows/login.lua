@@ -1,0 +1,102 @@
+-- Password sign-in. GET /auth/login shows the form; POST /auth/login checks the password,
+-- starts a session and sends the browser on to `return_to` (a path on this origin only).
+local http = require("assay.http")
+local template = require("assay.template")
+local users = require("assay.users")
+local session = require("assay.session")
+local settings = require("assay.settings")
+
+-- One message for an unknown email, a wrong password and a disabled account, so the form
+-- never tells a stranger which addresses have accounts.
+local GENERIC = "Incorrect email or password."
+local EXPIRED = "Your form expired, please try again."
+
+local NOTICES = {
+  logged_out = "You have signed out.",
+  reset = "Your password was changed. Sign in with the new one.",
+}
+
+local function trim(s)
+  return (s or ""):match("^%s*(.-)%s*$")
+end
+
+-- A path on this origin, or nil. Only "/x...": "//host" and "/\host" are read by browsers as
+-- another host, so those, backslashes anywhere, spaces, control and non-ASCII bytes are out.
+-- A string that starts with "/" cannot carry a scheme.
+local function safe_return_to(v)
+  if type(v) ~= "string" or #v == 0 or #v > 2048 then return nil end
+  if v:sub(1, 1) ~= "/" then return nil end
+  local second = v:sub(2, 2)
+  if second == "/" or second == "\\" then return nil end
+  if v:find("[^!-~]") or v:find("\\", 1, true) then return nil end
+  return v
+end
+
+local function has_role(user, role)
+  for _, r in ipairs(user.roles or {}) do
+    if r == role then return true end
+  end
+  return false
+end
+
+local function form(req, ctx, status)
+  ctx.csrf_token = session.csrf_token(req)
+  ctx.registration_enabled = settings.registration_enabled == true
+  ctx.product_name = settings.product_name
+  local html = assert(template.render("login.html", ctx))
+  local resp = http.html(html, status or 200)
+    :header("Cache-Control", "no-store")
+    :header("X-Frame-Options", "DENY")
+    :header("Content-Security-Policy", "frame-ancestors 'none'")
+    :header("Referrer-Policy", "same-origin")
+  return resp
+end
+
+http.route("GET", "/auth/login", function(req)
+  local notice
+  if req.query.logged_out == "1" then
+    notice = NOTICES.logged_out
+  elseif req.query.reset == "1" then
+    notice = NOTICES.reset
+  end
+  return form(req, { return_to = safe_return_to(req.query.return_to), notice = notice })
+end)
+
+http.route("POST", "/auth/login", function(req)
+  local email = trim(req.form.email)
+  local password = req.form.password or ""
+  local return_to = safe_return_to(req.form.return_to)
+  local ctx = { email = email, return_to = return_to }
+
+  if not session.check_csrf(req) then
+    ctx.error = EXPIRED
+    return form(req, ctx, 403)
+  end
+  if email == "" or password == "" then
+    ctx.error = "Enter your email address and password."
+    return form(req, ctx, 422)
+  end
+
+  local user, err = users.authenticate({ email = email, password = password })
+  if not user then
+    local code = tostring(err):match("^([%w_]+):")
+    if code == "invalid_credentials" or code == "disabled" or code == "invalid" then
+      ctx.error = GENERIC
+      return form(req, ctx, 401)
+    elseif code == "throttled" then
+      -- "throttled: try again in N seconds"
+      local secs = tostring(err):match("(%d+)%s*second")
+      if secs then
+        ctx.error = "Too many attempts. Try again in " .. secs .. " seconds."
+        return form(req, ctx, 429):header("Retry-After", secs)
+      end
+      ctx.error = "Too many attempts. Try again later."
+      return form(req, ctx, 429)
+    end
+    error(err)
+  end
+
+  session.create(req, user.id, { amr = { "pwd" } })
+  local target = return_to or (has_role(user, "admin") and "/auth/console" or "/auth/welcome")
+  return http.redirect(target, 303)
+end)

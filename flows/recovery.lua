@@ -1,0 +1,164 @@
+-- Password recovery by email link.
+--   GET  /auth/recovery        form: email address
+--   POST /auth/recovery        mail a reset link if the account exists; the answer never says
+--   GET  /auth/recovery/reset  form: new password (the token is NOT used up here: mail
+--                              scanners open links before people do)
+--   POST /auth/recovery/reset  use the token, set the password, end every session
+local http = require("assay.http")
+local template = require("assay.template")
+local users = require("assay.users")
+local password = require("assay.password")
+local session = require("assay.session")
+local audit = require("assay.audit")
+local mail = require("assay.mail")
+local log = require("assay.log")
+local settings = require("assay.settings")
+
+local EXPIRED = "Your form expired, please try again."
+local INVALID_LINK = "This link is invalid or has expired."
+
+local function trim(s)
+  return (s or ""):match("^%s*(.-)%s*$")
+end
+
+local function urlencode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c)
+    return string.format("%%%02X", c:byte())
+  end))
+end
+
+local function message_of(err)
+  local msg = tostring(err):gsub("^[%w_]+:%s*", "")
+  return (msg:gsub("^%l", string.upper))
+end
+
+local function page(name, ctx, status)
+  ctx.product_name = settings.product_name
+  return http.html(assert(template.render(name, ctx)), status or 200)
+    :header("Cache-Control", "no-store")
+    :header("X-Frame-Options", "DENY")
+    :header("Content-Security-Policy", "frame-ancestors 'none'")
+    -- The reset page's URL carries the token: never send it on in a Referer.
+    :header("Referrer-Policy", "no-referrer")
+end
+
+local function invalid_link()
+  return page("message.html", {
+    title = "Link expired",
+    message = INVALID_LINK,
+    kind = "error",
+    links = { { href = "/auth/recovery", label = "Request a new link" } },
+  }, 400)
+end
+
+local function reset_form(req, token, err, status)
+  return page("recovery_reset.html", {
+    csrf_token = session.csrf_token(req),
+    token = token,
+    error = err,
+    min_length = settings.password_min_length, -- a hint for the browser; the server decides
+  }, status)
+end
+
+http.route("GET", "/auth/recovery", function(req)
+  return page("recovery.html", { csrf_token = session.csrf_token(req) })
+end)
+
+http.route("POST", "/auth/recovery", function(req)
+  local email = trim(req.form.email)
+  if not session.check_csrf(req) then
+    return page("recovery.html", { csrf_token = session.csrf_token(req), email = email, error = EXPIRED }, 403)
+  end
+  if email == "" then
+    return page("recovery.html", {
+      csrf_token = session.csrf_token(req),
+      error = "Enter your email address.",
+    }, 422)
+  end
+
+  local user, ferr = users.find_by_email(email)
+  if not user then
+    local code = tostring(ferr):match("^([%w_]+):")
+    -- An unknown or malformed address gets the same answer as a known one; a broken
+    -- database does not.
+    if code ~= "not_found" and code ~= "invalid" then error(ferr) end
+  end
+  if user and not user.disabled then
+    local token, terr = users.issue_token(user.id, "recovery")
+    if token then
+      local link = (settings.public_url or ""):gsub("/+$", "") .. "/auth/recovery/reset?token=" .. urlencode(token)
+      local product = settings.product_name or "assay"
+      local ok, merr = mail.send({
+        to = user.email,
+        subject = "Reset your " .. product .. " password",
+        text = "Someone asked to reset the password of your " .. product .. " account.\n\n"
+          .. "Open this link within an hour to choose a new password:\n\n"
+          .. link .. "\n\n"
+          .. "If it was not you, ignore this message: your password stays as it is.\n",
+      })
+      -- Logged, never shown: the page must read the same whether or not the account exists.
+      if not ok then log.warn("recovery mail not sent", { user = user.id, error = merr }) end
+    else
+      log.warn("recovery token not issued", { user = user.id, error = terr })
+    end
+  end
+  audit.append({
+    action = "recovery.requested",
+    target = user and user.id or nil,
+    details = { email = email:sub(1, 320), found = user ~= nil },
+  })
+
+  return page("message.html", {
+    title = "Check your email",
+    message = "If an account exists for that address, we sent a link.",
+    kind = "notice",
+    detail = "The link works once and expires after an hour.",
+    links = { { href = "/auth/login", label = "Back to sign in" } },
+  })
+end)
+
+http.route("GET", "/auth/recovery/reset", function(req)
+  local token = req.query.token or ""
+  if token == "" then return invalid_link() end
+  return reset_form(req, token)
+end)
+
+http.route("POST", "/auth/recovery/reset", function(req)
+  local f = req.form
+  local token = f.token or ""
+  local pw = f.password or ""
+  if token == "" then return invalid_link() end
+  if not session.check_csrf(req) then
+    return reset_form(req, token, EXPIRED, 403)
+  end
+  if pw ~= (f.password_confirm or "") then
+    return reset_form(req, token, "The passwords do not match.", 422)
+  end
+  -- Checked before the token is used up, so a weak password does not cost the link.
+  local good, perr = password.check_policy(pw)
+  if not good then
+    return reset_form(req, token, message_of(perr), 422)
+  end
+
+  local user = users.consume_token(token, "recovery")
+  if not user then return invalid_link() end
+
+  local ok, serr = users.set_password(user.id, pw)
+  if not ok then
+    -- The token is spent by now; say so and offer a new one.
+    return page("message.html", {
+      title = "Password not changed",
+      message = message_of(serr),
+      kind = "error",
+      links = { { href = "/auth/recovery", label = "Request a new link" } },
+    }, 422)
+  end
+  -- Whoever had the old password (or a stolen session) is out.
+  session.revoke_all(user.id)
+  audit.append({ action = "password.reset", actor = "user:" .. user.id, target = user.id })
+  -- Opening the mailed link proves the mailbox.
+  if not user.email_verified then
+    users.update(user.id, { email_verified = true })
+  end
+  return http.redirect("/auth/login?reset=1", 303)
+end)
