@@ -88,6 +88,24 @@ impl TestDb {
         }
     }
 
+    /// Runs a statement that may fail (e.g. one the schema must refuse).
+    pub async fn try_exec(&self, sql: &str) -> Result<(), sqlx::Error> {
+        match self.backend {
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(self.pg_url.as_deref().unwrap_or_default()).await.expect("connect");
+                let r = sqlx::query(sql).execute(&pool).await.map(|_| ());
+                pool.close().await;
+                r
+            }
+            Backend::Sqlite => {
+                let pool = self.sqlite_pool().await;
+                let r = sqlx::query(sql).execute(&pool).await.map(|_| ());
+                pool.close().await;
+                r
+            }
+        }
+    }
+
     /// Counts rows of `SELECT COUNT(*) ...` from outside the engine.
     pub async fn count(&self, sql: &str) -> i64 {
         match self.backend {
@@ -338,6 +356,28 @@ pub fn run_cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
         .stdin(Stdio::null())
         .output()
         .expect("run assay-engine");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the binary to completion with `input` on its standard input: (exit code, stdout, stderr).
+pub fn run_cli_stdin(args: &[&str], cwd: &Path, input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("ASSAY_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run assay-engine");
+    // Dropping stdin after the write closes it, so a reader that wants more sees end of file.
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    let out = child.wait_with_output().expect("wait for assay-engine");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
