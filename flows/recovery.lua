@@ -88,7 +88,9 @@ http.route("POST", "/auth/recovery", function(req)
     if token then
       local link = (settings.public_url or ""):gsub("/+$", "") .. "/auth/recovery/reset?token=" .. urlencode(token)
       local product = settings.product_name or "assay"
-      local ok, merr = mail.send({
+      -- Queued, not sent inline: an SMTP round trip only for known addresses would let the
+      -- answer's timing tell which addresses have accounts.
+      local ok, merr = mail.queue({
         to = user.email,
         subject = "Reset your " .. product .. " password",
         text = "Someone asked to reset the password of your " .. product .. " account.\n\n"
@@ -97,7 +99,7 @@ http.route("POST", "/auth/recovery", function(req)
           .. "If it was not you, ignore this message: your password stays as it is.\n",
       })
       -- Logged, never shown: the page must read the same whether or not the account exists.
-      if not ok then log.warn("recovery mail not sent", { user = user.id, error = merr }) end
+      if not ok then log.warn("recovery mail not queued", { user = user.id, error = merr }) end
     else
       log.warn("recovery token not issued", { user = user.id, error = terr })
     end
