@@ -5,8 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod browser;
 mod cases;
 mod harness;
+
+/// Every case the list below names, whichever file holds it.
+mod all_cases {
+    pub use crate::browser::*;
+    pub use crate::cases::*;
+}
 
 /// Cases that need the fixed default port take turns.
 pub static DEFAULT_PORT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -17,7 +24,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    crate::cases::$case(crate::harness::Backend::Sqlite).await
+                    crate::all_cases::$case(crate::harness::Backend::Sqlite).await
                 }
             )*
         }
@@ -25,7 +32,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    crate::cases::$case(crate::harness::Backend::Postgres).await
+                    crate::all_cases::$case(crate::harness::Backend::Postgres).await
                 }
             )*
         }
@@ -50,4 +57,5 @@ on_both_backends!(
     stdlib_examples,
     run_scripts,
     bad_flows_stop_startup,
+    console_in_browser,
 );
