@@ -2,7 +2,7 @@
 //! verification through a real SMTP sink, brute-force throttling, the admin API, and the
 //! `users create` CLI. Browsers are reqwest clients with a cookie jar and no redirects.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -203,23 +203,6 @@ fn path_of(url: &str) -> String {
 
 fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
-}
-
-/// Runs the CLI with `stdin` fed in.
-fn run_cli_with_stdin(args: &[&str], cwd: &Path, stdin: &str) -> (i32, String, String) {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("ASSAY_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run assay-engine");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Login: generic failures, CSRF, cookie attributes, hashed session ids, no fixation,
@@ -622,13 +605,13 @@ pub async fn users_create_cli(b: Backend) {
     let setup = Setup::new(&db);
     let config = setup.write("engine.toml");
     let cfg = config.display().to_string();
-    let (code, out, err) = run_cli_with_stdin(&["users", "create", "--config", &cfg, "--email", "root@example.com", "--password-stdin", "--admin"], db.dir.path(), &format!("{PASSWORD}\n"));
+    let (code, out, err) = run_cli_stdin(&["users", "create", "--config", &cfg, "--email", "root@example.com", "--password-stdin", "--admin"], db.dir.path(), &format!("{PASSWORD}\n"));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("root@example.com") && out.contains("admin"), "{out}");
-    let (code, _, err) = run_cli_with_stdin(&["users", "create", "--config", &cfg, "--email", "ROOT@example.com", "--password-stdin"], db.dir.path(), &format!("{PASSWORD}\n"));
+    let (code, _, err) = run_cli_stdin(&["users", "create", "--config", &cfg, "--email", "ROOT@example.com", "--password-stdin"], db.dir.path(), &format!("{PASSWORD}\n"));
     assert_eq!(code, 1, "a duplicate email must fail");
     assert!(err.contains("conflict"), "{err}");
-    let (code, _, err) = run_cli_with_stdin(&["users", "create", "--config", &cfg, "--email", "weak@example.com", "--password-stdin"], db.dir.path(), "short\n");
+    let (code, _, err) = run_cli_stdin(&["users", "create", "--config", &cfg, "--email", "weak@example.com", "--password-stdin"], db.dir.path(), "short\n");
     assert_eq!(code, 1);
     assert!(err.contains("weak_password"), "{err}");
 
@@ -646,4 +629,36 @@ pub async fn users_create_cli(b: Backend) {
     let (status, html) = page(&c, &e.at("/auth/console/users")).await;
     assert_eq!(status, 200);
     assert!(html.contains("root@example.com"), "{html}");
+}
+
+/// A hash made with older parameters is replaced at the next login; sessions past their idle
+/// or absolute expiry stop working.
+pub async fn rehash_and_expiry(b: Backend) {
+    let db = TestDb::new(b).await;
+    let cheap = Setup::new(&db).extra("[auth.password]\nmemory_kib = 8192\niterations = 1\n");
+    let config = cheap.write("cheap.toml");
+    let (code, out, err) = run_cli_stdin(&["users", "create", "--config", &config.display().to_string(), "--email", "old@example.com", "--password-stdin"], db.dir.path(), &format!("{PASSWORD}\n"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.users WHERE password_hash LIKE '$argon2id$v=19$m=8192,t=1,p=1$%'").await, 1);
+
+    let e = Setup::new(&db).start().await;
+    let c = browser();
+    assert_eq!(login(&c, &e, "old@example.com", PASSWORD, None).await.status(), 303);
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.users WHERE password_hash LIKE '$argon2id$v=19$m=19456,t=2,p=1$%'").await, 1, "not re-hashed");
+    assert_eq!(login(&browser(), &e, "old@example.com", PASSWORD, None).await.status(), 303, "the new hash must verify");
+    assert_eq!(page(&c, &e.at("/auth/welcome")).await.0, 200);
+
+    // Past the idle expiry (or the absolute one), the session is dead.
+    let past = match b {
+        Backend::Sqlite => "'2000-01-01T00:00:00.000000Z'",
+        Backend::Postgres => "'2000-01-01T00:00:00Z'",
+    };
+    db.exec(&format!("UPDATE auth.sessions SET idle_expires_at = {past}")).await;
+    assert_eq!(page(&c, &e.at("/auth/welcome")).await.0, 303, "an idle-expired session still works");
+    assert_eq!(login(&c, &e, "old@example.com", PASSWORD, None).await.status(), 303);
+    db.exec(&format!("UPDATE auth.sessions SET expires_at = {past}")).await;
+    assert_eq!(page(&c, &e.at("/auth/welcome")).await.0, 303, "an expired session still works");
+    let (status, list) = Admin::new(&db, &e).call("GET", "/sessions", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["sessions"].as_array().expect("sessions").len(), 0, "expired sessions are not listed");
 }

@@ -8,11 +8,13 @@
 mod browser;
 mod cases;
 mod harness;
+mod identity;
 
 /// Every case the list below names, whichever file holds it.
 mod all_cases {
     pub use crate::browser::*;
     pub use crate::cases::*;
+    pub use crate::identity::*;
 }
 
 /// Cases that need the fixed default port take turns.
@@ -58,4 +60,11 @@ on_both_backends!(
     run_scripts,
     bad_flows_stop_startup,
     console_in_browser,
+    login_and_logout,
+    registration_and_verification,
+    recovery_by_mail,
+    brute_force_throttling,
+    admin_api,
+    users_create_cli,
+    rehash_and_expiry,
 );
