@@ -58,7 +58,7 @@ local function with_query(path, q)
   return path .. (path:find("?", 1, true) and "&" or "?") .. q
 end
 
--- json.null (a present-but-null value, e.g. the last page's next_cursor) is truthy in Lua.
+-- json.null (a null that came from JSON, e.g. in metadata) is truthy in Lua.
 local function present(v)
   if v == json.null then return nil end
   return v
@@ -411,12 +411,15 @@ http.route("GET", "/auth/console/audit", function(req)
       details = json.encode(e.details)
     end
     local actor_user = type(e.actor) == "string" and e.actor:match("^user:(.+)$") or nil
+    -- Targets that are ids (users, mostly) link to the user's page, which says 404 otherwise.
+    local target_id = type(e.target) == "string" and e.target:match("^%x+%-%x+%-%x+%-%x+%-%x+$") or nil
     rows[i] = {
       at = e.at,
       actor = e.actor,
       actor_href = actor_user and user_path(actor_user) or nil,
       action = e.action,
       target = e.target,
+      target_href = target_id and user_path(target_id) or nil,
       ip = e.ip,
       request_id = e.request_id,
       details = details,

@@ -68,6 +68,7 @@ pub struct Query {
 #[derive(Debug, Serialize)]
 pub struct Page {
     pub entries: Vec<Record>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 

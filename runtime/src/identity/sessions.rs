@@ -38,6 +38,7 @@ pub struct Session {
 #[derive(Debug, Serialize)]
 pub struct Page {
     pub sessions: Vec<Session>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 

@@ -28,6 +28,7 @@ pub struct Counter {
 #[derive(Debug, Serialize)]
 pub struct Page {
     pub entries: Vec<Counter>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 

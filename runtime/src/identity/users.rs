@@ -57,6 +57,7 @@ pub struct UserPatch {
 #[derive(Debug, Serialize)]
 pub struct UserPage {
     pub users: Vec<User>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 

@@ -48,9 +48,11 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             "invalid_request" | "bad_json" => 400,
             "conflict" => 409,
             "not_found" => 404,
-            "unauthorized" => 401,
-            "forbidden" | "csrf" => 403,
+            "unauthorized" | "invalid_credentials" | "no_session" => 401,
+            "forbidden" | "csrf" | "disabled" => 403,
+            "invalid_token" => 400,
             "throttled" => 429,
+            "mail_error" => 502,
             _ => 500,
         };
         let code = match code {

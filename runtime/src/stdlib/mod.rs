@@ -56,7 +56,7 @@ pub(crate) fn identity(lua: &Lua, function: &str, phases: &[Phase]) -> mlua::Res
     require_phase(lua, function, phases)?;
     shared(lua)?.identity.clone().ok_or_else(|| {
         mlua::Error::runtime(format!(
-            "{function} needs the engine's database, which operator scripts do not have (use the admin API through assay.auth)"
+            "{function} needs the engine's database, which this Lua state does not have"
         ))
     })
 }
