@@ -20,7 +20,7 @@ main() {
     ensure_wrk
     export SKIP_BUILD=1
     local s
-    for s in size startup memory lua_vs_rust; do
+    for s in size startup memory lua_vs_rust login; do
         echo
         echo "== bench/$s.sh"
         "$BENCH_DIR/$s.sh"

@@ -37,7 +37,7 @@ struct Inner {
     pepper: Vec<u8>,
     params: Params,
     min_length: usize,
-    /// A hash of a random password with the current parameters, for unknown accounts.
+    /// A PHC string with the current parameters and random output, for unknown accounts.
     dummy: String,
     jobs: Mutex<mpsc::Sender<Job>>,
 }
@@ -61,9 +61,16 @@ impl Hasher {
         let params = Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None)
             .map_err(|e| IdentityError::Config(format!("auth.password: {e}")))?;
         let threads = cfg.max_concurrent_hashes.unwrap_or_else(|| default_concurrency(cfg.memory_kib));
-        let mut scratch = Vec::new();
-        let dummy = hash_phc(&pepper, &params, crate::stdlib::crypto::random_token(24).as_bytes(), &mut scratch)?;
-        drop(scratch);
+        // The dummy needs the current parameters, not a real hash: random output that no
+        // password produces costs the same verify and never matches, without a hash at start-up.
+        let dummy = format!(
+            "$argon2id$v=19$m={},t={},p={}${}${}",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost(),
+            SaltString::generate(&mut rand::rngs::OsRng).as_str(),
+            STANDARD_NO_PAD.encode(rand::random::<[u8; OUTPUT_LEN]>())
+        );
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads {
