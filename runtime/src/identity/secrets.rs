@@ -87,9 +87,20 @@ fn from_file(config: &Config) -> Result<String, IdentityError> {
             }
             Ok(key)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&path)
-            .map(|t| t.trim().to_string())
-            .map_err(|e| IdentityError::Config(format!("cannot read {}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_written_by_peer(&path),
         Err(e) => Err(IdentityError::Config(format!("cannot write {}: {e}", path.display()))),
     }
+}
+
+/// The key another process on the same data dir is writing right now: it created the file an
+/// instant before its contents, so wait briefly for them.
+fn read_written_by_peer(path: &std::path::Path) -> Result<String, IdentityError> {
+    for _ in 0..50 {
+        match std::fs::read_to_string(path) {
+            Ok(text) if text.trim().len() >= 32 => return Ok(text.trim().to_string()),
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(IdentityError::Config(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+    Err(IdentityError::Config(format!("{} stayed empty (another engine failed while writing it?)", path.display())))
 }
