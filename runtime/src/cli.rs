@@ -46,8 +46,25 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// List or rotate the OpenID provider's signing keys (`auth.jwks_keys`).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysAction {
+    /// Every published key: kid, algorithm, status, created.
+    List,
+    /// Retire the active key of an algorithm (it stays published) and make a new one active.
+    Rotate {
+        /// RS256 (default), ES256 or EdDSA.
+        #[arg(long, default_value = "RS256")]
+        alg: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -184,7 +201,33 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             }
             db.close().await;
         }
+        Command::Keys { action } => {
+            let db = Db::connect(&config.backend).await?;
+            db.migrate().await?;
+            let identity = crate::identity::Identity::new(Arc::new(config), db.clone()).await?;
+            let done = keys_command(&identity, action).await;
+            db.close().await;
+            done?;
+        }
         Command::Version => {}
+    }
+    Ok(())
+}
+
+async fn keys_command(identity: &crate::identity::Identity, action: KeysAction) -> Result<(), Box<dyn std::error::Error>> {
+    match action {
+        KeysAction::List => {
+            for k in identity.signing_keys().await? {
+                println!("{}\t{}\t{}\tcreated {}{}", k.kid, k.alg, k.status, k.created_at, k.retired_at.map(|r| format!(", retired {r}")).unwrap_or_default());
+            }
+        }
+        KeysAction::Rotate { alg } => {
+            let kid = identity.rotate_signing_key(&alg).await?;
+            let ctx = crate::identity::Context::default();
+            let entry = crate::identity::audit::Entry::new("jwks.rotate").actor("cli").target(&kid).detail("alg", alg.as_str());
+            crate::identity::audit::append(identity, &ctx, entry).await?;
+            println!("rotated {alg}: {kid} is the active key; the previous one stays published");
+        }
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod identity;
 pub mod lua;
 pub mod modules;
+pub mod oidc;
 pub mod server;
 pub mod stdlib;
 pub mod storage;

@@ -124,7 +124,7 @@ impl TestDb {
         }
     }
 
-    async fn sqlite_pool(&self) -> sqlx::SqlitePool {
+    pub async fn sqlite_pool(&self) -> sqlx::SqlitePool {
         let data = self.data_dir();
         let attach = format!(
             "ATTACH DATABASE '{}' AS engine; ATTACH DATABASE '{}' AS auth;",

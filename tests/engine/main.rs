@@ -9,12 +9,14 @@ mod browser;
 mod cases;
 mod harness;
 mod identity;
+mod oidc;
 
 /// Every case the list below names, whichever file holds it.
 mod all_cases {
     pub use crate::browser::*;
     pub use crate::cases::*;
     pub use crate::identity::*;
+    pub use crate::oidc::*;
 }
 
 /// Cases that need the fixed default port take turns.
@@ -67,4 +69,5 @@ on_both_backends!(
     admin_api,
     users_create_cli,
     rehash_and_expiry,
+    signing_keys,
 );

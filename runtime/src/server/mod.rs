@@ -70,6 +70,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let admin_key_file = crate::bootstrap::ensure_admin_key(&config, &db).await?;
 
     let identity = Arc::new(crate::identity::Identity::new(config.clone(), db.clone()).await?);
+    let kid = identity.ensure_signing_key(crate::oidc::keys::DEFAULT_ALG).await?;
+    tracing::info!(kid, alg = crate::oidc::keys::DEFAULT_ALG, "signing key ready");
     if !identity.mailer.configured() {
         tracing::warn!("no [auth.smtp] configured: recovery and verification links will be written to the log");
     }

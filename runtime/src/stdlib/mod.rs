@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod env;
 pub mod http;
 pub mod json;
+pub mod jwks;
 pub mod log;
 pub mod mail;
 pub mod password;
@@ -48,6 +49,7 @@ const RUST_MODULES: &[(&str, Builder)] = &[
     ("assay.throttle", throttle::module),
     ("assay.admin", admin::module),
     ("assay.settings", settings::module),
+    ("assay.jwks", jwks::module),
 ];
 
 /// The identity services for a stdlib call made in one of `phases`; raises where there are

@@ -1,0 +1,213 @@
+//! Signing keys in `auth.jwks_keys`: one active key per algorithm (RS256 by default, ES256 and
+//! EdDSA on demand), rotated on demand, the retired ones kept and published so that what they
+//! signed still verifies. Private keys are PKCS#8 sealed with AES-256-GCM under a key derived
+//! from the master key, with the kid as associated data, so a row copied under another kid does
+//! not open. Key material never leaves this file: callers get kids and public JWKs.
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::identity::error::is_unique_violation;
+use crate::identity::users::rfc3339;
+use crate::identity::{Identity, IdentityError};
+use crate::storage::Timestamp;
+use crate::with_pool;
+
+/// The algorithms keys can be made for, by their JOSE names.
+pub const ALGORITHMS: &[&str] = &["RS256", "ES256", "EdDSA"];
+pub const DEFAULT_ALG: &str = "RS256";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    pub status: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<String>,
+    pub public_jwk: serde_json::Value,
+}
+
+fn check_alg(alg: &str) -> Result<(), IdentityError> {
+    if ALGORITHMS.contains(&alg) {
+        Ok(())
+    } else {
+        Err(IdentityError::invalid("alg", format!("{alg:?} is not one of {}", ALGORITHMS.join(", "))))
+    }
+}
+
+/// A new key pair: (PKCS#8 private key, public JWK without kid).
+fn generate(alg: &str) -> Result<(Vec<u8>, serde_json::Value), IdentityError> {
+    let fail = |what: &str| IdentityError::Internal(format!("cannot generate a {alg} key: {what}"));
+    let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+    match alg {
+        "RS256" => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| fail("rsa"))?;
+            let der = pair.as_der().map_err(|_| fail("pkcs8"))?;
+            let public = pair.public_key();
+            let jwk = serde_json::json!({
+                "kty": "RSA",
+                "n": b64(public.modulus().big_endian_without_leading_zero()),
+                "e": b64(public.exponent().big_endian_without_leading_zero()),
+            });
+            Ok((der.as_ref().to_vec(), jwk))
+        }
+        "ES256" => {
+            let rng = aws_lc_rs::rand::SystemRandom::new();
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| fail("p-256"))?;
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).map_err(|_| fail("p-256"))?;
+            let point = pair.public_key().as_ref(); // 0x04 || x || y
+            if point.len() != 65 {
+                return Err(fail("unexpected point encoding"));
+            }
+            let jwk = serde_json::json!({ "kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..]) });
+            Ok((doc.as_ref().to_vec(), jwk))
+        }
+        "EdDSA" => {
+            let rng = aws_lc_rs::rand::SystemRandom::new();
+            let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| fail("ed25519"))?;
+            let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| fail("ed25519"))?;
+            let jwk = serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref()) });
+            Ok((doc.as_ref().to_vec(), jwk))
+        }
+        other => Err(IdentityError::invalid("alg", format!("{other:?} is not supported"))),
+    }
+}
+
+fn sealing_key(id: &Identity) -> Result<LessSafeKey, IdentityError> {
+    let key = id.keys.derive("assay/jwks-private-keys/v1");
+    let unbound = UnboundKey::new(&AES_256_GCM, &key).map_err(|_| IdentityError::Internal("aes-256-gcm key".into()))?;
+    Ok(LessSafeKey::new(unbound))
+}
+
+/// base64(nonce || ciphertext || tag).
+fn seal(id: &Identity, kid: &str, plain: &[u8]) -> Result<String, IdentityError> {
+    let nonce_bytes: [u8; NONCE_LEN] = rand::random();
+    let mut buf = plain.to_vec();
+    sealing_key(id)?
+        .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(kid.as_bytes()), &mut buf)
+        .map_err(|_| IdentityError::Internal("cannot seal a private key".into()))?;
+    let mut out = nonce_bytes.to_vec();
+    out.extend_from_slice(&buf);
+    Ok(STANDARD.encode(out))
+}
+
+/// The PKCS#8 key sealed by [`seal`]; fails if the master key or the kid differ.
+pub fn open(id: &Identity, kid: &str, sealed: &str) -> Result<Vec<u8>, IdentityError> {
+    let bad = || IdentityError::Internal(format!("the private key of {kid} does not open with this master key"));
+    let raw = STANDARD.decode(sealed).map_err(|_| bad())?;
+    if raw.len() < NONCE_LEN + 16 {
+        return Err(bad());
+    }
+    let (nonce, rest) = raw.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad())?;
+    let mut buf = rest.to_vec();
+    let plain = sealing_key(id)?.open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf).map_err(|_| bad())?;
+    Ok(plain.to_vec())
+}
+
+impl Identity {
+    /// The active key of `alg`, creating one if there is none (any number of engines may race
+    /// here: the unique index on active keys lets one win and the others read its key).
+    pub async fn ensure_signing_key(&self, alg: &str) -> Result<String, IdentityError> {
+        check_alg(alg)?;
+        if let Some(kid) = self.active_kid(alg).await? {
+            return Ok(kid);
+        }
+        match self.insert_key(alg, false).await {
+            Ok(kid) => Ok(kid),
+            Err(IdentityError::Db(e)) if is_unique_violation(&e) => {
+                self.active_kid(alg).await?.ok_or_else(|| IdentityError::Internal(format!("no active {alg} key after a race")))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Retires the active key of `alg` (it stays published) and makes a new one active, in one
+    /// transaction; returns the new kid.
+    pub async fn rotate_signing_key(&self, alg: &str) -> Result<String, IdentityError> {
+        check_alg(alg)?;
+        self.insert_key(alg, true).await
+    }
+
+    async fn active_kid(&self, alg: &str) -> Result<Option<String>, IdentityError> {
+        let kid = with_pool!(&self.db, pool => sqlx::query_scalar("SELECT kid FROM auth.jwks_keys WHERE alg = $1 AND status = 'active'")
+            .bind(alg)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(kid)
+    }
+
+    async fn insert_key(&self, alg: &str, retire_current: bool) -> Result<String, IdentityError> {
+        let alg_owned = alg.to_string();
+        // RSA generation takes tens of milliseconds: not on an async worker.
+        let (private, mut jwk) = tokio::task::spawn_blocking(move || generate(&alg_owned))
+            .await
+            .map_err(|e| IdentityError::Internal(e.to_string()))??;
+        let kid = crate::stdlib::crypto::random_token(16);
+        if let Some(obj) = jwk.as_object_mut() {
+            obj.insert("kid".into(), kid.clone().into());
+            obj.insert("alg".into(), alg.into());
+            obj.insert("use".into(), "sig".into());
+        }
+        let sealed = seal(self, &kid, &private)?;
+        let now = Timestamp::now();
+        with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            if retire_current {
+                sqlx::query("UPDATE auth.jwks_keys SET status = 'retired', retired_at = $2 WHERE alg = $1 AND status = 'active'")
+                    .bind(alg)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("INSERT INTO auth.jwks_keys (kid, alg, status, public_jwk, private_key, created_at) VALUES ($1, $2, 'active', $3, $4, $5)")
+                .bind(&kid)
+                .bind(alg)
+                .bind(jwk.to_string())
+                .bind(&sealed)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(kid)
+    }
+
+    /// Every key not pruned, active first, newest first.
+    pub async fn signing_keys(&self) -> Result<Vec<KeyInfo>, IdentityError> {
+        let keys = with_pool!(&self.db, pool => {
+            let rows = sqlx::query(
+                "SELECT kid, alg, status, public_jwk, created_at, retired_at FROM auth.jwks_keys \
+                 ORDER BY CASE WHEN status = 'active' THEN 0 ELSE 1 END, created_at DESC")
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let jwk: String = r.try_get("public_jwk")?;
+                    let retired: Option<Timestamp> = r.try_get("retired_at")?;
+                    Ok(KeyInfo {
+                        kid: r.try_get("kid")?,
+                        alg: r.try_get("alg")?,
+                        status: r.try_get("status")?,
+                        created_at: rfc3339(r.try_get("created_at")?),
+                        retired_at: retired.map(rfc3339),
+                        public_jwk: serde_json::from_str(&jwk).unwrap_or_default(),
+                    })
+                })
+                .collect::<Result<Vec<KeyInfo>, sqlx::Error>>()?
+        });
+        Ok(keys)
+    }
+
+    /// The JWK Set (RFC 7517) of every published key.
+    pub async fn jwks(&self) -> Result<serde_json::Value, IdentityError> {
+        let keys: Vec<serde_json::Value> = self.signing_keys().await?.into_iter().map(|k| k.public_jwk).collect();
+        Ok(serde_json::json!({ "keys": keys }))
+    }
+}

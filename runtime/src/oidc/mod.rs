@@ -1,0 +1,3 @@
+//! The OpenID Connect provider's primitives. So far: signing keys (`keys.rs`).
+
+pub mod keys;

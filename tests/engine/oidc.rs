@@ -1,0 +1,89 @@
+//! The OpenID provider's signing keys: generated at first start, published at
+//! `/.well-known/jwks.json` with no private parts, sealed at rest, rotated by the CLI with the
+//! old key still published.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::harness::*;
+
+async fn jwks(e: &Engine) -> Vec<Value> {
+    let r = client().get(e.at("/.well-known/jwks.json")).send().await.expect("GET jwks");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().expect("ascii").starts_with("application/json"));
+    let body: Value = r.json().await.expect("json");
+    body["keys"].as_array().expect("keys").clone()
+}
+
+pub async fn signing_keys(b: Backend) {
+    let db = TestDb::new(b).await;
+    let setup = Setup::new(&db);
+    let config = setup.write("engine.toml");
+    let cfg = config.display().to_string();
+    let e = Engine::start_with(&config, db.dir.path()).await;
+
+    let keys = jwks(&e).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let first = &keys[0];
+    assert_eq!((first["kty"].as_str(), first["alg"].as_str(), first["use"].as_str()), (Some("RSA"), Some("RS256"), Some("sig")));
+    let n = URL_SAFE_NO_PAD.decode(first["n"].as_str().expect("n")).expect("n is base64url");
+    assert_eq!(n.len(), 256, "RSA 2048");
+    assert_eq!(first["e"], "AQAB");
+    for private in ["d", "p", "q", "dp", "dq", "qi"] {
+        assert!(first.get(private).is_none(), "private member {private} published");
+    }
+    let kid = first["kid"].as_str().expect("kid").to_string();
+
+    // At rest the private key is sealed: the stored bytes do not contain the modulus, which
+    // any PKCS#8 RSA key carries in clear.
+    let sealed: String = match b {
+        Backend::Sqlite => {
+            let pool = db.sqlite_pool().await;
+            let v = sqlx::query_scalar("SELECT private_key FROM auth.jwks_keys WHERE kid = $1").bind(&kid).fetch_one(&pool).await.expect("row");
+            pool.close().await;
+            v
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(db.pg_url.as_deref().expect("url")).await.expect("connect");
+            let v = sqlx::query_scalar("SELECT private_key FROM auth.jwks_keys WHERE kid = $1").bind(&kid).fetch_one(&pool).await.expect("row");
+            pool.close().await;
+            v
+        }
+    };
+    let raw = STANDARD.decode(&sealed).expect("base64");
+    assert!(raw.len() > 1000);
+    assert!(!raw.windows(32).any(|w| w == &n[..32]), "the private key is stored in clear");
+
+    // Rotation: a new active key, the old one still published; other algorithms on demand.
+    let (code, out, err) = run_cli(&["keys", "rotate", "--config", &cfg], db.dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    let keys = jwks(&e).await;
+    assert_eq!(keys.len(), 2);
+    assert_ne!(keys[0]["kid"], kid.as_str(), "the new key comes first");
+    assert!(keys.iter().any(|k| k["kid"] == kid.as_str()), "the retired key must stay published");
+    let (code, out, err) = run_cli(&["keys", "rotate", "--alg", "ES256", "--config", &cfg], db.dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run_cli(&["keys", "rotate", "--alg", "EdDSA", "--config", &cfg], db.dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    let keys = jwks(&e).await;
+    let ec = keys.iter().find(|k| k["alg"] == "ES256").expect("an ES256 key");
+    assert_eq!((ec["kty"].as_str(), ec["crv"].as_str()), (Some("EC"), Some("P-256")));
+    assert_eq!(URL_SAFE_NO_PAD.decode(ec["x"].as_str().expect("x")).expect("x").len(), 32);
+    let ed = keys.iter().find(|k| k["alg"] == "EdDSA").expect("an EdDSA key");
+    assert_eq!((ed["kty"].as_str(), ed["crv"].as_str()), (Some("OKP"), Some("Ed25519")));
+    let (code, _, err) = run_cli(&["keys", "rotate", "--alg", "HS256", "--config", &cfg], db.dir.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("HS256"), "{err}");
+    let (code, out, _) = run_cli(&["keys", "list", "--config", &cfg], db.dir.path());
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().filter(|l| l.contains("\tactive\t")).count(), 3, "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("\tretired\t")).count(), 1, "{out}");
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.audit WHERE action = 'jwks.rotate'").await, 3);
+
+    // A restart keeps the keys; engines never make a second active key of one algorithm.
+    drop(e);
+    let e = Engine::start_with(&config, db.dir.path()).await;
+    assert_eq!(jwks(&e).await.len(), 4);
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.jwks_keys WHERE status = 'active' AND alg = 'RS256'").await, 1);
+}
