@@ -70,4 +70,5 @@ on_both_backends!(
     users_create_cli,
     rehash_and_expiry,
     signing_keys,
+    tokens_survive_rotation,
 );

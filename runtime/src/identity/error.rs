@@ -20,6 +20,8 @@ pub enum IdentityError {
     Disabled,
     #[error("invalid_token: the link is invalid, used or expired")]
     InvalidToken,
+    #[error("invalid_token: {0}")]
+    InvalidJwt(String),
     #[error("mail_error: {0}")]
     Mail(String),
     #[error("config: {0}")]

@@ -27,6 +27,8 @@ pub struct Identity {
     pub hasher: password::Hasher,
     pub keys: secrets::ServerKeys,
     pub mailer: mail::Mailer,
+    /// Parsed signing keys by kid, and the active kid of each algorithm.
+    pub signers: crate::oidc::jwt::Signers,
 }
 
 /// Where an identity call comes from, for the audit log and the brute-force counters.
@@ -44,6 +46,6 @@ impl Identity {
         let keys = secrets::ServerKeys::load(&config, &db).await?;
         let hasher = password::Hasher::new(&config.auth.password, &keys)?;
         let mailer = mail::Mailer::new(config.auth.smtp.as_ref())?;
-        Ok(Identity { config, db, hasher, keys, mailer })
+        Ok(Identity { config, db, hasher, keys, mailer, signers: Default::default() })
     }
 }

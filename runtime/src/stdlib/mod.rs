@@ -9,6 +9,7 @@ pub mod env;
 pub mod http;
 pub mod json;
 pub mod jwks;
+pub mod jwt;
 pub mod log;
 pub mod mail;
 pub mod password;
@@ -50,6 +51,7 @@ const RUST_MODULES: &[(&str, Builder)] = &[
     ("assay.admin", admin::module),
     ("assay.settings", settings::module),
     ("assay.jwks", jwks::module),
+    ("assay.jwt", jwt::module),
 ];
 
 /// The identity services for a stdlib call made in one of `phases`; raises where there are

@@ -1,0 +1,186 @@
+//! Compact JWS (RFC 7515) signed with the provider's keys, and verified against the published
+//! ones. Parsed key pairs are cached by kid (a kid's key never changes); the active kid of each
+//! algorithm is re-read from the database at most every few seconds, so a rotation on one
+//! engine reaches the others quickly, and a token signed meanwhile with the retired key still
+//! verifies because retired keys stay published.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair, RsaPublicKeyComponents, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
+};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use crate::identity::{Identity, IdentityError};
+use crate::with_pool;
+
+/// How long an engine keeps signing with the active kid it last read.
+const ACTIVE_KID_TTL: Duration = Duration::from_secs(5);
+/// Clock skew allowed on `exp` and `nbf`.
+const LEEWAY_SECS: i64 = 60;
+
+enum Signer {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+#[derive(Default)]
+pub struct Signers {
+    by_kid: Mutex<HashMap<String, Arc<Signer>>>,
+    active: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+/// What a verification checks besides the signature.
+#[derive(Debug, Default, Clone)]
+pub struct Expect {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub typ: Option<String>,
+}
+
+fn invalid(why: &str) -> IdentityError {
+    IdentityError::InvalidJwt(why.to_string())
+}
+
+impl Identity {
+    /// `claims` (a JSON object) signed with the active key of `alg`; the header carries `kid`
+    /// and `typ` (default `JWT`; RFC 9068 access tokens use `at+jwt`).
+    pub async fn sign_jwt(&self, alg: &str, typ: Option<&str>, claims: &serde_json::Value) -> Result<String, IdentityError> {
+        if !claims.is_object() {
+            return Err(IdentityError::invalid("claims", "must be an object"));
+        }
+        let kid = self.active_kid_cached(alg).await?;
+        let signer = self.signer(&kid).await?;
+        let header = serde_json::json!({ "alg": alg, "kid": kid, "typ": typ.unwrap_or("JWT") });
+        let mut input = URL_SAFE_NO_PAD.encode(header.to_string());
+        input.push('.');
+        input.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sig = match &*signer {
+            Signer::Rsa(k) => {
+                let mut sig = vec![0u8; k.public_modulus_len()];
+                k.sign(&RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig).map_err(|_| IdentityError::Internal("RS256 signing failed".into()))?;
+                sig
+            }
+            Signer::Ec(k) => k.sign(&rng, input.as_bytes()).map_err(|_| IdentityError::Internal("ES256 signing failed".into()))?.as_ref().to_vec(),
+            Signer::Ed(k) => k.sign(input.as_bytes()).as_ref().to_vec(),
+        };
+        input.push('.');
+        input.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        Ok(input)
+    }
+
+    /// The claims of a token signed by one of the published keys, valid now (`exp`, `nbf`
+    /// with a minute of leeway) and matching `expect`; `InvalidJwt` with the reason otherwise.
+    pub async fn verify_jwt(&self, token: &str, expect: &Expect) -> Result<serde_json::Value, IdentityError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(invalid("not a compact JWS"));
+        };
+        let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).map_err(|_| invalid("bad base64url"));
+        let header: serde_json::Value = serde_json::from_slice(&decode(h)?).map_err(|_| invalid("bad header"))?;
+        let claims: serde_json::Value = serde_json::from_slice(&decode(c)?).map_err(|_| invalid("bad claims"))?;
+        let sig = decode(s)?;
+        let kid = header["kid"].as_str().ok_or_else(|| invalid("no kid"))?;
+        let alg = header["alg"].as_str().ok_or_else(|| invalid("no alg"))?;
+        let jwk = self
+            .signing_keys()
+            .await?
+            .into_iter()
+            .find(|k| k.kid == kid)
+            .map(|k| k.public_jwk)
+            .ok_or_else(|| invalid("unknown kid"))?;
+        // The key decides the algorithm: a header naming another one is refused (no alg
+        // confusion, no "none").
+        if jwk["alg"].as_str() != Some(alg) {
+            return Err(invalid("alg does not match the key"));
+        }
+        let message = &token.as_bytes()[..h.len() + 1 + c.len()];
+        let b64 = |k: &str| jwk[k].as_str().and_then(|v| URL_SAFE_NO_PAD.decode(v).ok()).ok_or_else(|| invalid("bad key"));
+        let ok = match alg {
+            "RS256" => RsaPublicKeyComponents { n: b64("n")?, e: b64("e")? }.verify(&RSA_PKCS1_2048_8192_SHA256, message, &sig).is_ok(),
+            "ES256" => {
+                let mut point = vec![4u8];
+                point.extend(b64("x")?);
+                point.extend(b64("y")?);
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).verify(message, &sig).is_ok()
+            }
+            "EdDSA" => UnparsedPublicKey::new(&ED25519, b64("x")?).verify(message, &sig).is_ok(),
+            _ => false,
+        };
+        if !ok {
+            return Err(invalid("bad signature"));
+        }
+        if let Some(typ) = &expect.typ {
+            if !header["typ"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
+                return Err(invalid("unexpected typ"));
+            }
+        }
+        let now = chrono::Utc::now().timestamp();
+        if claims["exp"].as_i64().is_some_and(|exp| now > exp + LEEWAY_SECS) {
+            return Err(invalid("expired"));
+        }
+        if claims["nbf"].as_i64().is_some_and(|nbf| now + LEEWAY_SECS < nbf) {
+            return Err(invalid("not yet valid"));
+        }
+        if let Some(iss) = &expect.issuer {
+            if claims["iss"].as_str() != Some(iss.as_str()) {
+                return Err(invalid("wrong issuer"));
+            }
+        }
+        if let Some(aud) = &expect.audience {
+            let has = match &claims["aud"] {
+                serde_json::Value::String(a) => a == aud,
+                serde_json::Value::Array(list) => list.iter().any(|a| a.as_str() == Some(aud.as_str())),
+                _ => false,
+            };
+            if !has {
+                return Err(invalid("wrong audience"));
+            }
+        }
+        Ok(claims)
+    }
+
+    async fn active_kid_cached(&self, alg: &str) -> Result<String, IdentityError> {
+        if let Ok(cache) = self.signers.active.lock() {
+            if let Some((kid, at)) = cache.get(alg) {
+                if at.elapsed() < ACTIVE_KID_TTL {
+                    return Ok(kid.clone());
+                }
+            }
+        }
+        let kid = self.ensure_signing_key(alg).await?;
+        if let Ok(mut cache) = self.signers.active.lock() {
+            cache.insert(alg.to_string(), (kid.clone(), Instant::now()));
+        }
+        Ok(kid)
+    }
+
+    async fn signer(&self, kid: &str) -> Result<Arc<Signer>, IdentityError> {
+        if let Some(s) = self.signers.by_kid.lock().ok().and_then(|m| m.get(kid).cloned()) {
+            return Ok(s);
+        }
+        let row: Option<(String, String)> = with_pool!(&self.db, pool => sqlx::query_as("SELECT alg, private_key FROM auth.jwks_keys WHERE kid = $1")
+            .bind(kid)
+            .fetch_optional(pool)
+            .await)?;
+        let (alg, sealed) = row.ok_or_else(|| IdentityError::Internal(format!("signing key {kid} vanished")))?;
+        let der = super::keys::open(self, kid, &sealed)?;
+        let bad = || IdentityError::Internal(format!("signing key {kid} does not parse"));
+        let signer = Arc::new(match alg.as_str() {
+            "RS256" => Signer::Rsa(RsaKeyPair::from_pkcs8(&der).map_err(|_| bad())?),
+            "ES256" => Signer::Ec(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).map_err(|_| bad())?),
+            "EdDSA" => Signer::Ed(Ed25519KeyPair::from_pkcs8(&der).map_err(|_| bad())?),
+            _ => return Err(bad()),
+        });
+        if let Ok(mut m) = self.signers.by_kid.lock() {
+            m.insert(kid.to_string(), signer.clone());
+        }
+        Ok(signer)
+    }
+}
