@@ -71,4 +71,5 @@ on_both_backends!(
     rehash_and_expiry,
     signing_keys,
     tokens_survive_rotation,
+    jwks_admin_api,
 );

@@ -153,3 +153,31 @@ end)
     let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":{}}}"#, header["kid"])), old.split('.').nth(1).expect("claims"));
     assert!(verify(none).await.starts_with("invalid_token"));
 }
+
+/// The admin API's `jwks` resource: list and rotate, with bad input refused.
+pub async fn jwks_admin_api(b: Backend) {
+    let db = TestDb::new(b).await;
+    let e = Setup::new(&db).start().await;
+    let key = std::fs::read_to_string(db.data_dir().join("admin-key")).expect("admin key").trim().to_string();
+    let c = client();
+    let url = e.at("/auth/admin/auth/jwks");
+    assert_eq!(c.get(&url).send().await.expect("GET").status(), 401);
+    let list: Value = c.get(&url).bearer_auth(&key).send().await.expect("GET").json().await.expect("json");
+    let keys = list["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["status"], "active");
+    assert!(keys[0]["public_jwk"]["n"].is_string() && keys[0].get("private_key").is_none());
+
+    let r = c.post(format!("{url}/rotate")).bearer_auth(&key).json(&serde_json::json!({ "alg": "ES256" })).send().await.expect("POST");
+    assert_eq!(r.status(), 201);
+    let made: Value = r.json().await.expect("json");
+    assert_eq!((made["alg"].as_str(), made["status"].as_str()), (Some("ES256"), Some("active")));
+    let r = c.post(format!("{url}/rotate")).bearer_auth(&key).send().await.expect("POST");
+    assert_eq!(r.status(), 201, "no body rotates RS256");
+    let r = c.post(format!("{url}/rotate")).bearer_auth(&key).json(&serde_json::json!({ "alg": "HS256" })).send().await.expect("POST");
+    assert_eq!(r.status(), 422);
+    let r = c.post(format!("{url}/rotate")).bearer_auth(&key).header("content-type", "application/json").body("{").send().await.expect("POST");
+    assert_eq!(r.status(), 400);
+    assert_eq!(jwks(&e).await.len(), 3, "RS256 active and retired, ES256 active");
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.audit WHERE action = 'jwks.rotate' AND actor = 'api_key:bootstrap'").await, 2);
+}
