@@ -3,6 +3,7 @@
 -- role; every POST needs the session's CSRF token and answers with a 303 back to a page
 -- (post/redirect/get), which shows a fixed message picked by a code in the query string.
 local http = require("assay.http")
+local jwks = require("assay.jwks")
 local template = require("assay.template")
 local json = require("assay.json")
 local users = require("assay.users")
@@ -17,6 +18,7 @@ local EXPIRED = "Your form expired, please try again."
 
 -- ?notice=... and ?error=... codes; the page never prints query text as a message.
 local NOTICES = {
+  ["key-rotated"] = "A new signing key is active; the previous one stays published.",
   ["user-created"] = "The user was created.",
   ["user-disabled"] = "The user was disabled and signed out everywhere.",
   ["user-enabled"] = "The user was enabled.",
@@ -26,6 +28,7 @@ local NOTICES = {
   ["session-revoked"] = "The session was revoked.",
 }
 local ERRORS = {
+  ["bad-alg"] = "Choose RS256, ES256 or EdDSA.",
   ["not-found"] = "That user does not exist any more.",
   ["session-gone"] = "That session had already ended.",
   ["self"] = "You cannot disable or delete your own account.",
@@ -433,4 +436,30 @@ http.route("GET", "/auth/console/audit", function(req)
     })
   end
   return render(req, s, "console/audit.html", ctx)
+end)
+
+---------------------------------------------------------------------------------------------
+-- Signing keys (JWKS)
+
+http.route("GET", "/auth/console/keys", function(req)
+  local s, resp = guard(req)
+  if not s then return resp end
+  local keys = jwks.keys()
+  for _, k in ipairs(keys) do
+    k.jwk_text = json.encode(k.public_jwk, { pretty = true })
+  end
+  return render(req, s, "console/keys.html", { section = "keys", keys = keys, algs = { "RS256", "ES256", "EdDSA" } })
+end)
+
+http.route("POST", "/auth/console/keys/rotate", function(req)
+  local s, resp = guard(req)
+  if not s then return resp end
+  local alg = req.form.alg or "RS256"
+  local kid, err = jwks.rotate(alg)
+  if not kid then
+    if tostring(err):match("^invalid:") then return http.redirect("/auth/console/keys?error=bad-alg", 303) end
+    error(err)
+  end
+  audit.append({ action = "jwks.rotate", actor = actor(s), target = kid, details = { alg = alg } })
+  return http.redirect("/auth/console/keys?notice=key-rotated", 303)
 end)

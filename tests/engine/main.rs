@@ -72,4 +72,5 @@ on_both_backends!(
     signing_keys,
     tokens_survive_rotation,
     jwks_admin_api,
+    jwks_console_pane,
 );

@@ -181,3 +181,36 @@ pub async fn jwks_admin_api(b: Backend) {
     assert_eq!(jwks(&e).await.len(), 3, "RS256 active and retired, ES256 active");
     assert_eq!(db.count("SELECT COUNT(*) FROM auth.audit WHERE action = 'jwks.rotate' AND actor = 'api_key:bootstrap'").await, 2);
 }
+
+/// The console's JWKS pane lists the keys and rotates one through a CSRF-checked form.
+pub async fn jwks_console_pane(b: Backend) {
+    let db = TestDb::new(b).await;
+    let setup = Setup::new(&db);
+    let config = setup.write("engine.toml");
+    let cfg = config.display().to_string();
+    let (code, out, err) = run_cli_stdin(&["users", "create", "--config", &cfg, "--email", "root@example.com", "--password-stdin", "--admin"], db.dir.path(), "a long enough passphrase\n");
+    assert_eq!(code, 0, "{out}{err}");
+    let e = Engine::start_with(&config, db.dir.path()).await;
+    let c = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let html = c.get(e.at("/auth/login")).send().await.expect("GET").text().await.expect("body");
+    let token = csrf(&html);
+    let r = c.post(e.at("/auth/login")).form(&[("csrf_token", token.as_str()), ("email", "root@example.com"), ("password", "a long enough passphrase")]).send().await.expect("POST");
+    assert_eq!(r.status(), 303);
+    let page = c.get(e.at("/auth/console/keys")).send().await.expect("GET");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("body");
+    let kid = jwks(&e).await[0]["kid"].as_str().expect("kid").to_string();
+    assert!(html.contains(&kid) && html.contains("JWKS"), "{html}");
+    let r = c.post(e.at("/auth/console/keys/rotate")).form(&[("csrf_token", "forged"), ("alg", "RS256")]).send().await.expect("POST");
+    assert_eq!(r.status(), 403);
+    let r = c.post(e.at("/auth/console/keys/rotate")).form(&[("csrf_token", csrf(&html).as_str()), ("alg", "RS256")]).send().await.expect("POST");
+    assert_eq!(r.status(), 303);
+    assert_eq!(jwks(&e).await.len(), 2);
+    let html = c.get(e.at("/auth/console/keys?notice=key-rotated")).send().await.expect("GET").text().await.expect("body");
+    assert_eq!(html.matches("data-status=\"retired\"").count(), 1, "{html}");
+}
+
+fn csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf_token\" value=\"").expect("csrf field") + "name=\"csrf_token\" value=\"".len();
+    html[at..at + html[at..].find('"').expect("quote")].to_string()
+}
