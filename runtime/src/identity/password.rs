@@ -229,6 +229,7 @@ fn default_concurrency(memory_kib: u32) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
