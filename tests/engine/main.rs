@@ -73,4 +73,5 @@ on_both_backends!(
     tokens_survive_rotation,
     jwks_admin_api,
     jwks_console_pane,
+    oidc_clients_admin_api,
 );

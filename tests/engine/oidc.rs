@@ -214,3 +214,102 @@ fn csrf(html: &str) -> String {
     let at = html.find("name=\"csrf_token\" value=\"").expect("csrf field") + "name=\"csrf_token\" value=\"".len();
     html[at..at + html[at..].find('"').expect("quote")].to_string()
 }
+
+/// Clients through the admin API: the seed's request, the secret shown once and stored as an
+/// HMAC, rotation, PATCH, DELETE, and the refusals.
+pub async fn oidc_clients_admin_api(b: Backend) {
+    let db = TestDb::new(b).await;
+    let e = Setup::new(&db).start().await;
+    let key = std::fs::read_to_string(db.data_dir().join("admin-key")).expect("admin key").trim().to_string();
+    let c = client();
+    let base = e.at("/auth/admin/auth/oidc-clients");
+    let call = |method: &str, url: String, body: Option<Value>| {
+        let mut rb = c.request(method.parse().expect("method"), url).bearer_auth(&key);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        async move {
+            let r = rb.send().await.expect("call");
+            let status = r.status().as_u16();
+            let text = r.text().await.expect("body");
+            (status, if text.is_empty() { Value::Null } else { serde_json::from_str::<Value>(&text).unwrap_or_else(|_| panic!("{text}")) })
+        }
+    };
+
+    // The seed's step 2, byte for byte.
+    let (status, made) = call("POST", base.clone(), Some(serde_json::json!({
+        "name": "Immich",
+        "redirect_uris": ["https://photos.example.com/auth/login", "app.immich:///oauth-callback"],
+        "default_scopes": ["openid", "email", "profile"],
+        "token_endpoint_auth_method": "client_secret_basic",
+        "pkce_required": true
+    }))).await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["client_id"].as_str().expect("client_id").to_string();
+    let secret = made["client_secret"].as_str().expect("client_secret at the top level").to_string();
+    assert!(secret.len() >= 43);
+    assert_eq!(made["name"], "Immich");
+    assert_eq!(made["grant_types"], serde_json::json!(["authorization_code", "refresh_token"]));
+    assert_eq!(made["id_token_signed_response_alg"], "RS256");
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM auth.oidc_clients WHERE secret_hash LIKE '%{}%'", &secret[3..20])).await, 0, "secret stored in clear");
+
+    // Shown once: reads never carry it.
+    let (status, got) = call("GET", format!("{base}/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert!(got.get("client_secret").is_none() && got.get("secret_hash").is_none(), "{got}");
+    let (_, list) = call("GET", base.clone(), None).await;
+    assert_eq!(list["clients"].as_array().expect("clients").len(), 1);
+    assert!(list["clients"][0].get("client_secret").is_none());
+
+    // Rotation: a new secret, shown once.
+    let (status, rotated) = call("POST", format!("{base}/{id}/rotate-secret"), None).await;
+    assert_eq!(status, 200);
+    let new_secret = rotated["client_secret"].as_str().expect("new secret");
+    assert_ne!(new_secret, secret);
+
+    // PATCH: settings change, a GET's output can be sent back as is.
+    let (status, patched) = call("PATCH", format!("{base}/{id}"), Some(serde_json::json!({ "skip_consent": true, "post_logout_redirect_uris": ["https://photos.example.com/"] }))).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["skip_consent"], true);
+    let (status, _) = call("PATCH", format!("{base}/{id}"), Some(patched.clone())).await;
+    assert_eq!(status, 200);
+
+    // Public clients: no secret, PKCE mandatory; loopback redirect for a CLI.
+    let (status, public) = call("POST", base.clone(), Some(serde_json::json!({ "name": "CLI", "redirect_uris": ["http://127.0.0.1/callback"], "token_endpoint_auth_method": "none" }))).await;
+    assert_eq!(status, 201, "{public}");
+    assert!(public.get("client_secret").is_none());
+    let (status, _) = call("POST", format!("{base}/{}/rotate-secret", public["client_id"].as_str().expect("id")), None).await;
+    assert_eq!(status, 422);
+
+    // Refusals.
+    for (bad, field) in [
+        (serde_json::json!({ "redirect_uris": ["https://a.example/cb"] }), "name"),
+        (serde_json::json!({ "name": "x" }), "redirect_uris"),
+        (serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb#frag"] }), "redirect_uris"),
+        (serde_json::json!({ "name": "x", "redirect_uris": ["/relative"] }), "redirect_uris"),
+        (serde_json::json!({ "name": "x", "redirect_uris": ["javascript:alert(1)"] }), "redirect_uris"),
+        (serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "none", "pkce_required": false }), "pkce_required"),
+        (serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "grant_types": ["implicit"] }), "grant_types"),
+        (serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt" }), "jwks"),
+        (serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "id_token_signed_response_alg": "HS256" }), "id_token_signed_response_alg"),
+        (serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "colour": "blue" }), "colour"),
+        (serde_json::json!({ "name": "x", "redirect_uris": "https://a.example/cb" }), "redirect_uris"),
+    ] {
+        let (status, body) = call("POST", base.clone(), Some(bad.clone())).await;
+        assert_eq!(status, 422, "{bad} -> {body}");
+        assert_eq!(body["error"], "invalid_field");
+        assert!(body["error_description"].as_str().is_some_and(|d| d.contains(field)), "{bad} -> {body}");
+    }
+    let r = c.post(&base).bearer_auth(&key).header("content-type", "application/json").body("{").send().await.expect("POST");
+    assert_eq!(r.status(), 400);
+    let r = c.post(&base).json(&serde_json::json!({ "name": "x" })).send().await.expect("POST");
+    assert_eq!(r.status(), 401);
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.oidc_clients").await, 2, "refused requests left rows");
+
+    assert_eq!(call("DELETE", format!("{base}/{id}"), None).await.0, 204);
+    assert_eq!(call("DELETE", format!("{base}/{id}"), None).await.0, 404);
+    assert_eq!(call("GET", format!("{base}/{id}"), None).await.0, 404);
+    for action in ["oidc_client.create", "oidc_client.rotate_secret", "oidc_client.update", "oidc_client.delete"] {
+        assert!(db.count(&format!("SELECT COUNT(*) FROM auth.audit WHERE action = '{action}'")).await >= 1, "{action}");
+    }
+}

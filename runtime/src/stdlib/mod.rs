@@ -12,6 +12,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod log;
 pub mod mail;
+pub mod oidc;
 pub mod password;
 pub mod session;
 pub mod settings;
@@ -52,6 +53,7 @@ const RUST_MODULES: &[(&str, Builder)] = &[
     ("assay.settings", settings::module),
     ("assay.jwks", jwks::module),
     ("assay.jwt", jwt::module),
+    ("assay.oidc", oidc::module),
 ];
 
 /// The identity services for a stdlib call made in one of `phases`; raises where there are

@@ -1,0 +1,321 @@
+//! `auth.oidc_clients`: the relying parties. Settings are validated here, once, whichever way
+//! they arrive (admin API, console, Lua); the secret is shown once and kept as an HMAC.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::identity::users::rfc3339;
+use crate::identity::{Identity, IdentityError};
+use crate::stdlib::crypto::{constant_time_eq, random_token};
+use crate::storage::Timestamp;
+use crate::with_pool;
+
+const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none", "private_key_jwt"];
+const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+
+/// What a client may do; stored as one JSON document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub default_scopes: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    pub pkce_required: bool,
+    pub skip_consent: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    pub id_token_signed_response_alg: String,
+    /// Public keys for `private_key_jwt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub settings: Settings,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub clients: Vec<Client>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+fn strings(field: &'static str, v: &serde_json::Value) -> Result<Vec<String>, IdentityError> {
+    let list = v.as_array().ok_or_else(|| IdentityError::invalid(field, "must be an array of strings"))?;
+    list.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| IdentityError::invalid(field, "must be an array of strings"))).collect()
+}
+
+/// An absolute URI without a fragment: https, http (loopback or not; the operator decides), or
+/// a private-use scheme (`app.immich:///oauth-callback`, RFC 8252).
+fn check_uri(field: &'static str, s: &str) -> Result<(), IdentityError> {
+    let u = url::Url::parse(s).map_err(|e| IdentityError::invalid(field, format!("{s:?} is not an absolute URI: {e}")))?;
+    if u.fragment().is_some() {
+        return Err(IdentityError::invalid(field, format!("{s:?} has a fragment")));
+    }
+    if matches!(u.scheme(), "javascript" | "data" | "file" | "vbscript") {
+        return Err(IdentityError::invalid(field, format!("{s:?} uses a scheme that cannot be a redirect")));
+    }
+    if matches!(u.scheme(), "http" | "https") && u.host_str().is_none_or(str::is_empty) {
+        return Err(IdentityError::invalid(field, format!("{s:?} has no host")));
+    }
+    Ok(())
+}
+
+/// Applies `input` (a JSON object) over `base` (a new client's defaults, or the stored
+/// settings for a PATCH) and checks the result as a whole. Returns the name too.
+pub fn apply(name: Option<String>, base: Settings, input: &serde_json::Value, creating: bool) -> Result<(String, Settings), IdentityError> {
+    let obj = input.as_object().ok_or_else(|| IdentityError::invalid("body", "must be a JSON object"))?;
+    let mut s = base;
+    let mut name = name;
+    for (k, v) in obj {
+        match k.as_str() {
+            "name" => name = Some(v.as_str().ok_or_else(|| IdentityError::invalid("name", "must be a string"))?.trim().to_string()),
+            "redirect_uris" => s.redirect_uris = strings("redirect_uris", v)?,
+            "post_logout_redirect_uris" => s.post_logout_redirect_uris = strings("post_logout_redirect_uris", v)?,
+            "default_scopes" => s.default_scopes = strings("default_scopes", v)?,
+            "grant_types" => s.grant_types = strings("grant_types", v)?,
+            "token_endpoint_auth_method" => {
+                s.token_endpoint_auth_method = v.as_str().ok_or_else(|| IdentityError::invalid("token_endpoint_auth_method", "must be a string"))?.to_string()
+            }
+            "pkce_required" => s.pkce_required = v.as_bool().ok_or_else(|| IdentityError::invalid("pkce_required", "must be true or false"))?,
+            "skip_consent" => s.skip_consent = v.as_bool().ok_or_else(|| IdentityError::invalid("skip_consent", "must be true or false"))?,
+            "backchannel_logout_uri" => {
+                s.backchannel_logout_uri = match v {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(u) if u.is_empty() => None,
+                    serde_json::Value::String(u) => Some(u.clone()),
+                    _ => return Err(IdentityError::invalid("backchannel_logout_uri", "must be a string or null")),
+                }
+            }
+            "id_token_signed_response_alg" => {
+                s.id_token_signed_response_alg = v.as_str().ok_or_else(|| IdentityError::invalid("id_token_signed_response_alg", "must be a string"))?.to_string()
+            }
+            "jwks" => s.jwks = if v.is_null() { None } else { Some(v.clone()) },
+            // Shown in answers; ignored when sent back (a GET's output can be PATCHed as is).
+            "client_id" | "created_at" | "updated_at" if !creating => {}
+            other => return Err(IdentityError::Invalid { field: "body", reason: format!("unknown field {other:?}") }),
+        }
+    }
+    let name = name.filter(|n| !n.is_empty()).ok_or_else(|| IdentityError::invalid("name", "is required"))?;
+    if name.chars().count() > 200 {
+        return Err(IdentityError::invalid("name", "must be at most 200 characters"));
+    }
+    for g in &s.grant_types {
+        if !GRANT_TYPES.contains(&g.as_str()) {
+            return Err(IdentityError::invalid("grant_types", format!("{g:?} is not one of {}", GRANT_TYPES.join(", "))));
+        }
+    }
+    if s.grant_types.is_empty() {
+        return Err(IdentityError::invalid("grant_types", "must not be empty"));
+    }
+    if !AUTH_METHODS.contains(&s.token_endpoint_auth_method.as_str()) {
+        return Err(IdentityError::invalid("token_endpoint_auth_method", format!("must be one of {}", AUTH_METHODS.join(", "))));
+    }
+    if !super::keys::ALGORITHMS.contains(&s.id_token_signed_response_alg.as_str()) {
+        return Err(IdentityError::invalid("id_token_signed_response_alg", format!("must be one of {}", super::keys::ALGORITHMS.join(", "))));
+    }
+    if s.grant_types.iter().any(|g| g == "authorization_code") && s.redirect_uris.is_empty() {
+        return Err(IdentityError::invalid("redirect_uris", "at least one is required for the authorization_code grant"));
+    }
+    for u in &s.redirect_uris {
+        check_uri("redirect_uris", u)?;
+    }
+    for u in &s.post_logout_redirect_uris {
+        check_uri("post_logout_redirect_uris", u)?;
+    }
+    if let Some(u) = &s.backchannel_logout_uri {
+        check_uri("backchannel_logout_uri", u)?;
+        if !u.starts_with("https://") && !u.starts_with("http://") {
+            return Err(IdentityError::invalid("backchannel_logout_uri", "must be an http(s) URL"));
+        }
+    }
+    for scope in &s.default_scopes {
+        if scope.is_empty() || !scope.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\') {
+            return Err(IdentityError::invalid("default_scopes", format!("{scope:?} is not a scope token")));
+        }
+    }
+    if s.token_endpoint_auth_method == "none" {
+        // A public client proves itself only with PKCE.
+        if !s.pkce_required {
+            return Err(IdentityError::invalid("pkce_required", "must be true for a public client (token_endpoint_auth_method none)"));
+        }
+        if s.grant_types.iter().any(|g| g == "client_credentials") {
+            return Err(IdentityError::invalid("grant_types", "client_credentials needs an authenticated client"));
+        }
+    }
+    if s.token_endpoint_auth_method == "private_key_jwt" && !s.jwks.as_ref().is_some_and(|j| j["keys"].is_array()) {
+        return Err(IdentityError::invalid("jwks", "a JWK Set ({\"keys\": [...]}) is required for private_key_jwt"));
+    }
+    Ok((name, s))
+}
+
+fn defaults() -> Settings {
+    Settings {
+        redirect_uris: Vec::new(),
+        post_logout_redirect_uris: Vec::new(),
+        default_scopes: vec!["openid".into(), "profile".into(), "email".into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        token_endpoint_auth_method: "client_secret_basic".into(),
+        pkce_required: true,
+        skip_consent: false,
+        backchannel_logout_uri: None,
+        id_token_signed_response_alg: super::keys::DEFAULT_ALG.into(),
+        jwks: None,
+    }
+}
+
+fn uses_secret(s: &Settings) -> bool {
+    matches!(s.token_endpoint_auth_method.as_str(), "client_secret_basic" | "client_secret_post")
+}
+
+impl Identity {
+    fn secret_hash(&self, secret: &str) -> String {
+        hex::encode(self.keys.mac("assay/client-secret/v1", secret.as_bytes()))
+    }
+
+    /// A new client and, for secret-based auth methods, its secret (shown once).
+    pub async fn create_client(&self, input: &serde_json::Value) -> Result<(Client, Option<String>), IdentityError> {
+        let (name, settings) = apply(None, defaults(), input, true)?;
+        let client_id = random_token(16);
+        let secret = uses_secret(&settings).then(|| format!("cs_{}", random_token(32)));
+        let now = Timestamp::now();
+        let json = serde_json::to_string(&settings).map_err(|e| IdentityError::Internal(e.to_string()))?;
+        with_pool!(&self.db, pool => sqlx::query(
+            "INSERT INTO auth.oidc_clients (client_id, name, secret_hash, settings, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+            .bind(&client_id)
+            .bind(&name)
+            .bind(secret.as_deref().map(|s| self.secret_hash(s)))
+            .bind(&json)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok((self.get_client(&client_id).await?, secret))
+    }
+
+    pub async fn get_client(&self, client_id: &str) -> Result<Client, IdentityError> {
+        self.client_row(client_id).await?.map(|(c, _)| c).ok_or_else(|| IdentityError::NotFound("no client with that client_id".into()))
+    }
+
+    async fn client_row(&self, client_id: &str) -> Result<Option<(Client, Option<String>)>, IdentityError> {
+        let row = with_pool!(&self.db, pool => {
+            match sqlx::query("SELECT client_id, name, secret_hash, settings, created_at, updated_at FROM auth.oidc_clients WHERE client_id = $1")
+                .bind(client_id)
+                .fetch_optional(pool)
+                .await?
+            {
+                Some(r) => Some(client_from(&r)?),
+                None => None,
+            }
+        });
+        Ok(row)
+    }
+
+    pub async fn update_client(&self, client_id: &str, input: &serde_json::Value) -> Result<Client, IdentityError> {
+        let current = self.get_client(client_id).await?;
+        let had_secret = uses_secret(&current.settings);
+        let (name, settings) = apply(Some(current.name), current.settings, input, false)?;
+        if uses_secret(&settings) && !had_secret {
+            return Err(IdentityError::invalid("token_endpoint_auth_method", "switching to a secret needs POST .../rotate-secret after the change; create the client with a secret method instead"));
+        }
+        let json = serde_json::to_string(&settings).map_err(|e| IdentityError::Internal(e.to_string()))?;
+        let clear_secret = !uses_secret(&settings);
+        with_pool!(&self.db, pool => sqlx::query(
+            "UPDATE auth.oidc_clients SET name = $2, settings = $3, updated_at = $4, secret_hash = CASE WHEN $5 THEN NULL ELSE secret_hash END WHERE client_id = $1")
+            .bind(client_id)
+            .bind(&name)
+            .bind(&json)
+            .bind(Timestamp::now())
+            .bind(clear_secret)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        self.get_client(client_id).await
+    }
+
+    pub async fn delete_client(&self, client_id: &str) -> Result<(), IdentityError> {
+        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.oidc_clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            return Err(IdentityError::NotFound("no client with that client_id".into()));
+        }
+        Ok(())
+    }
+
+    /// A new secret (shown once); the old one stops working at once.
+    pub async fn rotate_client_secret(&self, client_id: &str) -> Result<String, IdentityError> {
+        let client = self.get_client(client_id).await?;
+        if !uses_secret(&client.settings) {
+            return Err(IdentityError::invalid("token_endpoint_auth_method", format!("a {} client has no secret", client.settings.token_endpoint_auth_method)));
+        }
+        let secret = format!("cs_{}", random_token(32));
+        with_pool!(&self.db, pool => sqlx::query("UPDATE auth.oidc_clients SET secret_hash = $2, updated_at = $3 WHERE client_id = $1")
+            .bind(client_id)
+            .bind(self.secret_hash(&secret))
+            .bind(Timestamp::now())
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(secret)
+    }
+
+    /// Whether `secret` is the client's current secret (an HMAC, compared in constant time).
+    pub async fn check_client_secret(&self, client_id: &str, secret: &str) -> Result<Option<Client>, IdentityError> {
+        let Some((client, Some(stored))) = self.client_row(client_id).await? else { return Ok(None) };
+        Ok(constant_time_eq(self.secret_hash(secret).as_bytes(), stored.as_bytes()).then_some(client))
+    }
+
+    /// By client_id; the cursor is the last client_id of the previous page.
+    pub async fn list_clients(&self, limit: i64, cursor: Option<&str>) -> Result<Page, IdentityError> {
+        let limit = limit.clamp(1, crate::identity::users::MAX_PAGE);
+        let mut clients = with_pool!(&self.db, pool => {
+            let rows = sqlx::query(
+                "SELECT client_id, name, secret_hash, settings, created_at, updated_at FROM auth.oidc_clients \
+                 WHERE ($1 IS NULL OR client_id > $1) ORDER BY client_id LIMIT $2")
+                .bind(cursor)
+                .bind(limit + 1)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(|r| client_from(r).map(|(c, _)| c)).collect::<Result<Vec<Client>, sqlx::Error>>()?
+        });
+        let next_cursor = if clients.len() as i64 > limit {
+            clients.truncate(limit as usize);
+            clients.last().map(|c| c.client_id.clone())
+        } else {
+            None
+        };
+        Ok(Page { clients, next_cursor })
+    }
+}
+
+fn client_from<R: Row>(r: &R) -> Result<(Client, Option<String>), sqlx::Error>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'x> String: sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
+    for<'x> Option<String>: sqlx::Decode<'x, R::Database>,
+    for<'x> Timestamp: sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
+{
+    let settings: String = r.try_get("settings")?;
+    let settings: Settings = serde_json::from_str(&settings).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok((
+        Client {
+            client_id: r.try_get("client_id")?,
+            name: r.try_get("name")?,
+            settings,
+            created_at: rfc3339(r.try_get("created_at")?),
+            updated_at: rfc3339(r.try_get("updated_at")?),
+        },
+        r.try_get("secret_hash")?,
+    ))
+}
