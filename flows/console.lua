@@ -4,6 +4,7 @@
 -- (post/redirect/get), which shows a fixed message picked by a code in the query string.
 local http = require("assay.http")
 local jwks = require("assay.jwks")
+local oidc = require("assay.oidc")
 local template = require("assay.template")
 local json = require("assay.json")
 local users = require("assay.users")
@@ -18,6 +19,8 @@ local EXPIRED = "Your form expired, please try again."
 
 -- ?notice=... and ?error=... codes; the page never prints query text as a message.
 local NOTICES = {
+  ["client-created"] = "The client was created. It has no secret: it authenticates with PKCE or its own keys.",
+  ["client-deleted"] = "The client was deleted.",
   ["key-rotated"] = "A new signing key is active; the previous one stays published.",
   ["user-created"] = "The user was created.",
   ["user-disabled"] = "The user was disabled and signed out everywhere.",
@@ -28,6 +31,7 @@ local NOTICES = {
   ["session-revoked"] = "The session was revoked.",
 }
 local ERRORS = {
+  ["client-gone"] = "That client does not exist any more.",
   ["bad-alg"] = "Choose RS256, ES256 or EdDSA.",
   ["not-found"] = "That user does not exist any more.",
   ["session-gone"] = "That session had already ended.",
@@ -462,4 +466,97 @@ http.route("POST", "/auth/console/keys/rotate", function(req)
   end
   audit.append({ action = "jwks.rotate", actor = actor(s), target = kid, details = { alg = alg } })
   return http.redirect("/auth/console/keys?notice=key-rotated", 303)
+end)
+
+---------------------------------------------------------------------------------------------
+-- OIDC clients
+
+-- One value per line (textarea input), blank lines dropped.
+local function lines_of(text)
+  local out = {}
+  for line in (text or ""):gmatch("[^\r\n]+") do
+    line = trim(line)
+    if line ~= "" then out[#out + 1] = line end
+  end
+  return out
+end
+
+local function words_of(text)
+  local out = {}
+  for w in (text or ""):gmatch("%S+") do out[#out + 1] = w end
+  return out
+end
+
+local function clients_page(req, s, ctx, status)
+  local page = oidc.list_clients({ limit = 200 })
+  ctx.section = "clients"
+  ctx.clients = page and page.clients or {}
+  ctx.methods = { "client_secret_basic", "client_secret_post", "none", "private_key_jwt" }
+  ctx.form = ctx.form or { pkce_required = true, default_scopes = "openid profile email", token_endpoint_auth_method = "client_secret_basic" }
+  return render(req, s, "console/clients.html", ctx, status)
+end
+
+-- The secret, once: a page of its own, never a redirect (it must not sit in a URL or history).
+local function secret_page(req, s, client_id, name, secret)
+  return render(req, s, "console/client_secret.html", { section = "clients", client_id = client_id, name = name, secret = secret })
+end
+
+http.route("GET", "/auth/console/clients", function(req)
+  local s, resp = guard(req)
+  if not s then return resp end
+  return clients_page(req, s, {})
+end)
+
+http.route("POST", "/auth/console/clients", function(req)
+  local s, resp = guard(req)
+  if not s then return resp end
+  local f = req.form
+  local form = {
+    name = trim(f.name), redirect_uris = f.redirect_uris or "", post_logout_redirect_uris = f.post_logout_redirect_uris or "",
+    default_scopes = f.default_scopes or "", token_endpoint_auth_method = f.token_endpoint_auth_method or "client_secret_basic",
+    pkce_required = f.pkce_required == "1", skip_consent = f.skip_consent == "1", backchannel_logout_uri = trim(f.backchannel_logout_uri),
+  }
+  local input = {
+    name = form.name,
+    redirect_uris = json.array(lines_of(form.redirect_uris)),
+    post_logout_redirect_uris = json.array(lines_of(form.post_logout_redirect_uris)),
+    token_endpoint_auth_method = form.token_endpoint_auth_method,
+    pkce_required = form.pkce_required,
+    skip_consent = form.skip_consent,
+  }
+  local scopes = words_of(form.default_scopes)
+  if #scopes > 0 then input.default_scopes = scopes end
+  if form.backchannel_logout_uri ~= "" then input.backchannel_logout_uri = form.backchannel_logout_uri end
+  local client, err = oidc.create_client(input)
+  if not client then
+    if tostring(err):match("^invalid:") then
+      return clients_page(req, s, { error = message_of(err), form = form }, 422)
+    end
+    error(err)
+  end
+  audit.append({ action = "oidc_client.create", actor = actor(s), target = client.client_id, details = { name = client.name } })
+  if client.client_secret then
+    return secret_page(req, s, client.client_id, client.name, client.client_secret)
+  end
+  return http.redirect("/auth/console/clients?notice=client-created", 303)
+end)
+
+http.route("POST", "/auth/console/clients/{id}/rotate-secret", function(req)
+  local s, resp = guard(req)
+  if not s then return resp end
+  local client = oidc.get_client(req.params.id)
+  if not client then return http.redirect("/auth/console/clients?error=client-gone", 303) end
+  local secret, err = oidc.rotate_client_secret(client.client_id)
+  if not secret then return clients_page(req, s, { error = message_of(err) }, 422) end
+  audit.append({ action = "oidc_client.rotate_secret", actor = actor(s), target = client.client_id })
+  return secret_page(req, s, client.client_id, client.name, secret)
+end)
+
+http.route("POST", "/auth/console/clients/{id}/delete", function(req)
+  local s, resp = guard(req)
+  if not s then return resp end
+  local done = oidc.delete_client(req.params.id)
+  if not done then return http.redirect("/auth/console/clients?error=client-gone", 303) end
+  audit.append({ action = "oidc_client.delete", actor = actor(s), target = req.params.id })
+  return http.redirect("/auth/console/clients?notice=client-deleted", 303)
 end)

@@ -74,4 +74,5 @@ on_both_backends!(
     jwks_admin_api,
     jwks_console_pane,
     oidc_clients_admin_api,
+    clients_console_pane,
 );

@@ -182,11 +182,9 @@ pub async fn jwks_admin_api(b: Backend) {
     assert_eq!(db.count("SELECT COUNT(*) FROM auth.audit WHERE action = 'jwks.rotate' AND actor = 'api_key:bootstrap'").await, 2);
 }
 
-/// The console's JWKS pane lists the keys and rotates one through a CSRF-checked form.
-pub async fn jwks_console_pane(b: Backend) {
-    let db = TestDb::new(b).await;
-    let setup = Setup::new(&db);
-    let config = setup.write("engine.toml");
+/// An engine with an administrator signed in: (engine, the admin's browser).
+async fn console_session(db: &TestDb) -> (Engine, reqwest::Client) {
+    let config = Setup::new(db).write("engine.toml");
     let cfg = config.display().to_string();
     let (code, out, err) = run_cli_stdin(&["users", "create", "--config", &cfg, "--email", "root@example.com", "--password-stdin", "--admin"], db.dir.path(), "a long enough passphrase\n");
     assert_eq!(code, 0, "{out}{err}");
@@ -196,6 +194,13 @@ pub async fn jwks_console_pane(b: Backend) {
     let token = csrf(&html);
     let r = c.post(e.at("/auth/login")).form(&[("csrf_token", token.as_str()), ("email", "root@example.com"), ("password", "a long enough passphrase")]).send().await.expect("POST");
     assert_eq!(r.status(), 303);
+    (e, c)
+}
+
+/// The console's JWKS pane lists the keys and rotates one through a CSRF-checked form.
+pub async fn jwks_console_pane(b: Backend) {
+    let db = TestDb::new(b).await;
+    let (e, c) = console_session(&db).await;
     let page = c.get(e.at("/auth/console/keys")).send().await.expect("GET");
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("body");
@@ -208,6 +213,43 @@ pub async fn jwks_console_pane(b: Backend) {
     assert_eq!(jwks(&e).await.len(), 2);
     let html = c.get(e.at("/auth/console/keys?notice=key-rotated")).send().await.expect("GET").text().await.expect("body");
     assert_eq!(html.matches("data-status=\"retired\"").count(), 1, "{html}");
+}
+
+/// The console's OIDC clients pane: create (the secret shown once, on its own page), rotate,
+/// delete; invalid settings come back with the form and a message.
+pub async fn clients_console_pane(b: Backend) {
+    let db = TestDb::new(b).await;
+    let (e, c) = console_session(&db).await;
+    let html = c.get(e.at("/auth/console/clients")).send().await.expect("GET").text().await.expect("body");
+    assert!(html.contains("New client"), "{html}");
+    let token = csrf(&html);
+    let form = |name: &'static str, uris: &'static str| {
+        vec![("csrf_token", token.clone()), ("name", name.to_string()), ("redirect_uris", uris.to_string()), ("default_scopes", "openid email profile".into()), ("token_endpoint_auth_method", "client_secret_basic".into()), ("pkce_required", "1".into())]
+    };
+    let r = c.post(e.at("/auth/console/clients")).form(&form("Bad", "not a uri")).send().await.expect("POST");
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.expect("body").contains("redirect_uris"));
+    let r = c.post(e.at("/auth/console/clients")).form(&form("Grafana", "https://grafana.example.com/login/generic_oauth\r\nhttp://127.0.0.1:3001/cb")).send().await.expect("POST");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["cache-control"].to_str().expect("ascii").contains("no-store"));
+    let html = r.text().await.expect("body");
+    let grab = |html: &str, id: &str| {
+        let at = html.find(&format!("id=\"{id}\">")).unwrap_or_else(|| panic!("no #{id} in {html}")) + id.len() + 6;
+        html[at..at + html[at..].find('<').expect("end")].to_string()
+    };
+    let (client_id, secret) = (grab(&html, "client-id"), grab(&html, "client-secret"));
+    assert!(secret.starts_with("cs_"), "{secret}");
+    let list = c.get(e.at("/auth/console/clients")).send().await.expect("GET").text().await.expect("body");
+    assert!(list.contains(&client_id) && !list.contains(&secret), "the list must not show the secret");
+    let r = c.post(e.at(&format!("/auth/console/clients/{client_id}/rotate-secret"))).form(&[("csrf_token", token.as_str())]).send().await.expect("POST");
+    assert_eq!(r.status(), 200);
+    let rotated = grab(&r.text().await.expect("body"), "client-secret");
+    assert_ne!(rotated, secret);
+    let r = c.post(e.at(&format!("/auth/console/clients/{client_id}/delete"))).form(&[("csrf_token", "forged")]).send().await.expect("POST");
+    assert_eq!(r.status(), 403);
+    let r = c.post(e.at(&format!("/auth/console/clients/{client_id}/delete"))).form(&[("csrf_token", token.as_str())]).send().await.expect("POST");
+    assert_eq!(r.status(), 303);
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.oidc_clients").await, 0);
 }
 
 fn csrf(html: &str) -> String {
