@@ -75,4 +75,5 @@ on_both_backends!(
     jwks_console_pane,
     oidc_clients_admin_api,
     clients_console_pane,
+    auth_admin_client,
 );

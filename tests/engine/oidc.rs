@@ -355,3 +355,59 @@ pub async fn oidc_clients_admin_api(b: Backend) {
         assert!(db.count(&format!("SELECT COUNT(*) FROM auth.audit WHERE action = '{action}'")).await >= 1, "{action}");
     }
 }
+
+/// The seed's step 2 as an operator script: `assay.auth` drives the admin API.
+pub async fn auth_admin_client(b: Backend) {
+    let db = TestDb::new(b).await;
+    let e = Setup::new(&db).start().await;
+    let key = std::fs::read_to_string(db.data_dir().join("admin-key")).expect("admin key").trim().to_string();
+    let script = db.dir.path().join("register.lua");
+    std::fs::write(&script, r#"
+local auth = require("assay.auth")
+local c = auth.client({
+  engine_url = env.get("ENGINE_URL"),
+  api_key = env.get("ASSAY_ADMIN_KEY"),
+})
+local result = c.oidc_clients:create({
+  name = "Immich",
+  redirect_uris = { "https://photos.example.com/auth/login" },
+  default_scopes = { "openid", "email", "profile" },
+})
+print(result.client_id, result.client_secret)
+
+local got = assert(c.oidc_clients:get(result.client_id))
+assert(got.name == "Immich" and got.client_secret == nil)
+local rotated = assert(c.oidc_clients:rotate_secret(result.client_id))
+assert(rotated.client_secret ~= result.client_secret)
+local u = assert(c.users:create({ email = "script@example.com", password = "a long enough passphrase" }))
+local page = assert(c.users:list({ q = "script@", limit = 10 }))
+assert(#page.users == 1 and page.users[1].id == u.id)
+local dup, err = c.users:create({ email = "SCRIPT@example.com" })
+assert(dup == nil and err:match("^conflict: "), err)
+assert(c.users:delete(u.id) == true)
+local keys = assert(c.jwks:list())
+assert(#keys.keys >= 1)
+local audit = assert(c.audit:list({ action = "oidc_client.create" }))
+assert(#audit.entries == 1)
+local bad = auth.client({ engine_url = env.get("ENGINE_URL"), api_key = "sk_admin_wrong_key_0000" })
+local none, why = bad.users:list()
+assert(none == nil and why:match("^unauthorized: "), why)
+print("ok")
+"#).expect("write script");
+    let out = std::process::Command::new(BIN)
+        .args(["run", &script.display().to_string()])
+        .current_dir(db.dir.path())
+        .env_remove("ASSAY_CONFIG")
+        .env("ENGINE_URL", &e.url)
+        .env("ASSAY_ADMIN_KEY", &key)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let first = stdout.lines().next().expect("a line");
+    let mut parts = first.split('\t');
+    let (id, secret) = (parts.next().expect("client_id"), parts.next().expect("client_secret"));
+    assert!(!id.is_empty() && secret.starts_with("cs_"), "{first}");
+    assert!(stdout.lines().any(|l| l == "ok"), "{stdout}");
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM auth.oidc_clients WHERE client_id = '{id}'")).await, 1);
+}

@@ -153,7 +153,9 @@ fn build(lua: &Lua, name: &str) -> mlua::Result<Table> {
                 .load(String::from_utf8_lossy(&src.data).as_ref())
                 .set_name(format!("@stdlib/{}", file.unwrap_or_default()))
                 .into_function()?;
-            chunk.call(())
+            // A Lua-written module gets `require` as its argument (`local require = ...`): it
+            // runs with the state's own globals, which have no `require` of their own.
+            chunk.call(require_function(lua)?)
         }
         None => Err(mlua::Error::runtime(format!(
             "module '{name}' not found (available: {})",
