@@ -219,6 +219,8 @@ struct RawPasskey {
 #[serde(deny_unknown_fields)]
 struct RawOidcProvider {
     enabled: Option<bool>,
+    key_rotation_days: Option<u64>,
+    key_retention_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -341,6 +343,10 @@ pub struct PasskeyConfig {
 #[derive(Debug, Clone)]
 pub struct OidcProviderConfig {
     pub enabled: bool,
+    /// Active signing keys older than this are rotated by the engine (0: only on demand).
+    pub key_rotation_days: u64,
+    /// Retired keys are unpublished and deleted this long after retirement (0: kept).
+    pub key_retention_days: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -511,6 +517,8 @@ impl Config {
             },
             oidc_provider: OidcProviderConfig {
                 enabled: raw.auth.oidc_provider.enabled.unwrap_or(true),
+                key_rotation_days: raw.auth.oidc_provider.key_rotation_days.unwrap_or(90),
+                key_retention_days: raw.auth.oidc_provider.key_retention_days.unwrap_or(30),
             },
         };
         if auth.admin_api_keys.iter().any(|k| k.len() < 16) {

@@ -76,4 +76,5 @@ on_both_backends!(
     oidc_clients_admin_api,
     clients_console_pane,
     auth_admin_client,
+    scheduled_rotation,
 );

@@ -411,3 +411,38 @@ print("ok")
     assert!(stdout.lines().any(|l| l == "ok"), "{stdout}");
     assert_eq!(db.count(&format!("SELECT COUNT(*) FROM auth.oidc_clients WHERE client_id = '{id}'")).await, 1);
 }
+
+/// Keys older than key_rotation_days are rotated by the engines themselves, once for a whole
+/// fleet; retired keys past key_retention_days are pruned.
+pub async fn scheduled_rotation(b: Backend) {
+    let db = TestDb::new(b).await;
+    let config = Setup::new(&db).write("engine.toml");
+    let first = Engine::start_with(&config, db.dir.path()).await;
+    let kid = jwks(&first).await[0]["kid"].as_str().expect("kid").to_string();
+    drop(first);
+    let long_ago = match b {
+        Backend::Sqlite => "'2020-01-01T00:00:00.000000Z'",
+        Backend::Postgres => "'2020-01-01T00:00:00Z'",
+    };
+    db.exec(&format!("UPDATE auth.jwks_keys SET created_at = {long_ago}")).await;
+    // Two engines start on the same database at once: one rotation between them.
+    let (a, b2) = tokio::join!(Engine::start_with(&config, db.dir.path()), Engine::start_with(&config, db.dir.path()));
+    let rotated = eventually(std::time::Duration::from_secs(10), || async {
+        db.count("SELECT COUNT(*) FROM auth.jwks_keys WHERE status = 'retired'").await == 1
+    })
+    .await;
+    assert!(rotated, "the 2020 key was not rotated");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.jwks_keys").await, 2, "exactly one new key for the fleet");
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM auth.jwks_keys WHERE kid = '{kid}' AND status = 'retired'")).await, 1);
+    assert_eq!(jwks(&a).await.len(), 2, "the retired key stays published");
+    drop((a, b2));
+    // Long retired: pruned at the next start.
+    db.exec(&format!("UPDATE auth.jwks_keys SET retired_at = {long_ago} WHERE status = 'retired'")).await;
+    let e = Engine::start_with(&config, db.dir.path()).await;
+    let pruned = eventually(std::time::Duration::from_secs(10), || async { db.count("SELECT COUNT(*) FROM auth.jwks_keys").await == 1 }).await;
+    assert!(pruned, "the long-retired key was not pruned");
+    let keys = jwks(&e).await;
+    assert_eq!(keys.len(), 1);
+    assert_ne!(keys[0]["kid"], kid.as_str());
+}

@@ -18,6 +18,13 @@ use crate::identity::{Identity, IdentityError};
 use crate::storage::Timestamp;
 use crate::with_pool;
 
+#[derive(Debug, Clone, Copy)]
+enum Retire {
+    No,
+    Always,
+    OlderThan(Timestamp),
+}
+
 /// The algorithms keys can be made for, by their JOSE names.
 pub const ALGORITHMS: &[&str] = &["RS256", "ES256", "EdDSA"];
 pub const DEFAULT_ALG: &str = "RS256";
@@ -119,8 +126,9 @@ impl Identity {
         if let Some(kid) = self.active_kid(alg).await? {
             return Ok(kid);
         }
-        match self.insert_key(alg, false).await {
-            Ok(kid) => Ok(kid),
+        match self.insert_key(alg, Retire::No).await {
+            Ok(Some(kid)) => Ok(kid),
+            Ok(None) => Err(IdentityError::Internal(format!("no {alg} key was made"))),
             Err(IdentityError::Db(e)) if is_unique_violation(&e) => {
                 self.active_kid(alg).await?.ok_or_else(|| IdentityError::Internal(format!("no active {alg} key after a race")))
             }
@@ -132,7 +140,7 @@ impl Identity {
     /// transaction; returns the new kid.
     pub async fn rotate_signing_key(&self, alg: &str) -> Result<String, IdentityError> {
         check_alg(alg)?;
-        self.insert_key(alg, true).await
+        self.insert_key(alg, Retire::Always).await?.ok_or_else(|| IdentityError::Internal(format!("no {alg} key was made")))
     }
 
     async fn active_kid(&self, alg: &str) -> Result<Option<String>, IdentityError> {
@@ -143,7 +151,46 @@ impl Identity {
         Ok(kid)
     }
 
-    async fn insert_key(&self, alg: &str, retire_current: bool) -> Result<String, IdentityError> {
+    /// Rotates each algorithm whose active key is older than `[auth.oidc_provider]
+    /// key_rotation_days`, and deletes retired keys past `key_retention_days`. Safe on any
+    /// number of engines at once: the retiring UPDATE is conditional on the key's age, so after
+    /// the first engine commits, the others' UPDATE matches no row and they make no key.
+    /// Returns the kids it made.
+    pub async fn scheduled_key_maintenance(&self) -> Result<Vec<String>, IdentityError> {
+        let cfg = &self.config.auth.oidc_provider;
+        let mut made = Vec::new();
+        if cfg.key_rotation_days > 0 {
+            let cutoff = Timestamp(Timestamp::now().0 - chrono::Duration::days(cfg.key_rotation_days as i64));
+            let algs: Vec<String> = with_pool!(&self.db, pool => sqlx::query_scalar(
+                "SELECT alg FROM auth.jwks_keys WHERE status = 'active' AND created_at < $1")
+                .bind(cutoff)
+                .fetch_all(pool)
+                .await)?;
+            for alg in algs {
+                if let Some(kid) = self.insert_key(&alg, Retire::OlderThan(cutoff)).await? {
+                    tracing::info!(kid, alg, "signing key rotated on schedule");
+                    made.push(kid);
+                }
+            }
+        }
+        if cfg.key_retention_days > 0 {
+            let cutoff = Timestamp(Timestamp::now().0 - chrono::Duration::days(cfg.key_retention_days as i64));
+            let pruned = with_pool!(&self.db, pool => sqlx::query(
+                "DELETE FROM auth.jwks_keys WHERE status = 'retired' AND retired_at < $1")
+                .bind(cutoff)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()))?;
+            if pruned > 0 {
+                tracing::info!(pruned, "retired signing keys pruned");
+            }
+        }
+        Ok(made)
+    }
+
+    /// Makes a new active key of `alg`; with `retire`, first retires the current one (always,
+    /// or only if it is older than a cutoff, in which case `None` means another engine did it).
+    async fn insert_key(&self, alg: &str, retire: Retire) -> Result<Option<String>, IdentityError> {
         let alg_owned = alg.to_string();
         // RSA generation takes tens of milliseconds: not on an async worker.
         let (private, mut jwk) = tokio::task::spawn_blocking(move || generate(&alg_owned))
@@ -159,12 +206,23 @@ impl Identity {
         let now = Timestamp::now();
         with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            if retire_current {
-                sqlx::query("UPDATE auth.jwks_keys SET status = 'retired', retired_at = $2 WHERE alg = $1 AND status = 'active'")
+            let cutoff = match retire {
+                Retire::No => None,
+                Retire::Always => Some(now),
+                Retire::OlderThan(t) => Some(t),
+            };
+            if let Some(cutoff) = cutoff {
+                let retired = sqlx::query("UPDATE auth.jwks_keys SET status = 'retired', retired_at = $2 WHERE alg = $1 AND status = 'active' AND created_at <= $3")
                     .bind(alg)
                     .bind(now)
+                    .bind(cutoff)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                if retired == 0 && matches!(retire, Retire::OlderThan(_)) {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
             }
             sqlx::query("INSERT INTO auth.jwks_keys (kid, alg, status, public_jwk, private_key, created_at) VALUES ($1, $2, 'active', $3, $4, $5)")
                 .bind(&kid)
@@ -176,7 +234,7 @@ impl Identity {
                 .await?;
             tx.commit().await?;
         });
-        Ok(kid)
+        Ok(Some(kid))
     }
 
     /// Every key not pruned, active first, newest first.

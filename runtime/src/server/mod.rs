@@ -72,6 +72,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let identity = Arc::new(crate::identity::Identity::new(config.clone(), db.clone()).await?);
     let kid = identity.ensure_signing_key(crate::oidc::keys::DEFAULT_ALG).await?;
     tracing::info!(kid, alg = crate::oidc::keys::DEFAULT_ALG, "signing key ready");
+    spawn_key_maintenance(identity.clone());
     if !identity.mailer.configured() {
         tracing::warn!("no [auth.smtp] configured: recovery and verification links will be written to the log");
     }
@@ -195,4 +196,18 @@ async fn shutdown_signal() {
         _ = ctrl_c => tracing::info!("SIGINT received"),
         _ = term => tracing::info!("SIGTERM received"),
     }
+}
+
+/// Scheduled signing-key rotation and pruning: at start and then hourly (see
+/// `Identity::scheduled_key_maintenance` for why several engines may all run it).
+fn spawn_key_maintenance(identity: Arc<crate::identity::Identity>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = identity.scheduled_key_maintenance().await {
+                tracing::error!(error = %e, "signing key maintenance failed");
+            }
+        }
+    });
 }
