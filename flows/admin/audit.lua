@@ -5,22 +5,6 @@ local json = require("assay.json")
 local audit = require("assay.audit")
 local admin = require("assay.admin")
 
-local function fail(err)
-  local code, msg = tostring(err):match("^([%w_]+):%s*(.*)$")
-  if code == "invalid" then return admin.error(422, "invalid_field", msg) end
-  return admin.fail(err)
-end
-
-local function limit_of(req)
-  local raw = req.query.limit
-  if raw == nil or raw == "" then return nil end
-  local n = raw:match("^%d+$") and tonumber(raw)
-  if not n or n < 1 or n > 200 then
-    return nil, admin.error(422, "invalid_field", "limit: must be an integer from 1 to 200")
-  end
-  return n
-end
-
 local function nonempty(s)
   if s == nil or s == "" then return nil end
   return s
@@ -47,8 +31,8 @@ end
 http.route("GET", "/auth/admin/auth/audit", function(req)
   local who, denied = admin.require(req)
   if not who then return denied end
-  local limit, bad = limit_of(req)
-  if bad then return bad end
+  local page, bad = admin.paging(req)
+  if not page then return bad end
   local since, till = nonempty(req.query.since), nonempty(req.query["until"])
   for _, p in ipairs({ { "since", since }, { "until", till } }) do
     if p[2] and not is_rfc3339(p[2]) then
@@ -60,10 +44,10 @@ http.route("GET", "/auth/admin/auth/audit", function(req)
     action = nonempty(req.query.action),
     since = since,
     ["until"] = till,
-    limit = limit,
-    cursor = nonempty(req.query.cursor),
+    limit = page.limit,
+    cursor = page.cursor,
   })
-  if not res then return fail(err) end
+  if not res then return admin.fail(err) end
   local entries = json.array()
   for i, e in ipairs(res.entries or {}) do
     entries[i] = {

@@ -3,7 +3,6 @@
 --   POST /auth/admin/auth/jwks/rotate    body {"alg": "RS256" | "ES256" | "EdDSA"} (default RS256)
 local http = require("assay.http")
 local jwks = require("assay.jwks")
-local session = require("assay.session")
 local audit = require("assay.audit")
 local admin = require("assay.admin")
 
@@ -18,10 +17,6 @@ end)
 http.route("POST", BASE .. "/rotate", function(req)
   local who, denied = admin.require(req)
   if not who then return denied end
-  if who.kind == "session" then
-    local ok, err = session.check_csrf(req)
-    if not ok then return admin.fail(err) end
-  end
   local alg = "RS256"
   if req.body ~= "" then
     local body, err = req:json()

@@ -8,21 +8,10 @@
 local http = require("assay.http")
 local json = require("assay.json")
 local oidc = require("assay.oidc")
-local session = require("assay.session")
 local audit = require("assay.audit")
 local admin = require("assay.admin")
 
 local BASE = "/auth/admin/auth/oidc-clients"
-
--- The caller, and for a changing request from a browser session its CSRF check.
-local function caller(req)
-  local who, denied = admin.require(req)
-  if not who then return nil, denied end
-  if req.method ~= "GET" and who.kind == "session" and not session.check_csrf(req) then
-    return nil, admin.error(403, "csrf", "missing or wrong X-CSRF-Token header")
-  end
-  return who
-end
 
 local function json_body(req)
   local body = req:json()
@@ -36,18 +25,11 @@ local function secret_answer(t, status)
 end
 
 http.route("GET", BASE, function(req)
-  local who, denied = caller(req)
+  local who, denied = admin.require(req)
   if not who then return denied end
-  local limit = req.query.limit
-  if limit ~= nil then
-    limit = limit:match("^%d+$") and tonumber(limit)
-    if not limit or limit < 1 or limit > 200 then
-      return admin.error(422, "invalid_field", "limit: must be an integer from 1 to 200")
-    end
-  end
-  local cursor = req.query.cursor
-  if cursor == "" then cursor = nil end
-  local page, err = oidc.list_clients({ limit = limit, cursor = cursor })
+  local paging, bad = admin.paging(req)
+  if not paging then return bad end
+  local page, err = oidc.list_clients(paging)
   if not page then return admin.fail(err) end
   local clients = json.array()
   for i, c in ipairs(page.clients) do clients[i] = c end
@@ -55,7 +37,7 @@ http.route("GET", BASE, function(req)
 end)
 
 http.route("POST", BASE, function(req)
-  local who, denied = caller(req)
+  local who, denied = admin.require(req)
   if not who then return denied end
   local body, bad = json_body(req)
   if not body then return bad end
@@ -66,7 +48,7 @@ http.route("POST", BASE, function(req)
 end)
 
 http.route("GET", BASE .. "/{client_id}", function(req)
-  local who, denied = caller(req)
+  local who, denied = admin.require(req)
   if not who then return denied end
   local client, err = oidc.get_client(req.params.client_id)
   if not client then return admin.fail(err) end
@@ -74,7 +56,7 @@ http.route("GET", BASE .. "/{client_id}", function(req)
 end)
 
 http.route("PATCH", BASE .. "/{client_id}", function(req)
-  local who, denied = caller(req)
+  local who, denied = admin.require(req)
   if not who then return denied end
   local body, bad = json_body(req)
   if not body then return bad end
@@ -85,7 +67,7 @@ http.route("PATCH", BASE .. "/{client_id}", function(req)
 end)
 
 http.route("DELETE", BASE .. "/{client_id}", function(req)
-  local who, denied = caller(req)
+  local who, denied = admin.require(req)
   if not who then return denied end
   local done, err = oidc.delete_client(req.params.client_id)
   if not done then return admin.fail(err) end
@@ -94,7 +76,7 @@ http.route("DELETE", BASE .. "/{client_id}", function(req)
 end)
 
 http.route("POST", BASE .. "/{client_id}/rotate-secret", function(req)
-  local who, denied = caller(req)
+  local who, denied = admin.require(req)
   if not who then return denied end
   local secret, err = oidc.rotate_client_secret(req.params.client_id)
   if not secret then return admin.fail(err) end

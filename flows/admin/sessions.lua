@@ -2,7 +2,7 @@
 --   GET    sessions?user_id=&limit=&cursor=
 --   DELETE sessions/{id}         revoke one session
 --   DELETE sessions?user_id=X    revoke all of a user's sessions
--- A session principal must send X-CSRF-Token on DELETE (its browser sends the cookie anyway).
+-- A session principal must send X-CSRF-Token on DELETE (admin.require checks it).
 local http = require("assay.http")
 local json = require("assay.json")
 local session = require("assay.session")
@@ -13,28 +13,6 @@ local BASE = "/auth/admin/auth/sessions"
 
 local function ok(value, status)
   return http.json(value, status or 200):header("Cache-Control", "no-store")
-end
-
-local function fail(err)
-  local code, msg = tostring(err):match("^([%w_]+):%s*(.*)$")
-  if code == "invalid" then return admin.error(422, "invalid_field", msg) end
-  return admin.fail(err)
-end
-
-local function csrf(req, who)
-  if who.kind == "session" and not session.check_csrf(req) then
-    return admin.error(403, "csrf", "missing or wrong X-CSRF-Token header")
-  end
-end
-
-local function limit_of(req)
-  local raw = req.query.limit
-  if raw == nil or raw == "" then return nil end
-  local n = raw:match("^%d+$") and tonumber(raw)
-  if not n or n < 1 or n > 200 then
-    return nil, admin.error(422, "invalid_field", "limit: must be an integer from 1 to 200")
-  end
-  return n
 end
 
 local function nonempty(s)
@@ -71,14 +49,14 @@ end
 http.route("GET", BASE, function(req)
   local who, denied = admin.require(req)
   if not who then return denied end
-  local limit, bad = limit_of(req)
-  if bad then return bad end
+  local page, bad = admin.paging(req)
+  if not page then return bad end
   local res, err = session.list({
     user_id = nonempty(req.query.user_id),
-    limit = limit,
-    cursor = nonempty(req.query.cursor),
+    limit = page.limit,
+    cursor = page.cursor,
   })
-  if not res then return fail(err) end
+  if not res then return admin.fail(err) end
   local list = json.array()
   for i, s in ipairs(res.sessions or {}) do list[i] = present_session(s) end
   return ok({ sessions = list, next_cursor = nullable(res.next_cursor) })
@@ -87,10 +65,8 @@ end)
 http.route("DELETE", BASE .. "/{id}", function(req)
   local who, denied = admin.require(req)
   if not who then return denied end
-  local refused = csrf(req, who)
-  if refused then return refused end
   local done, err = session.revoke(req.params.id)
-  if not done then return fail(err) end
+  if not done then return admin.fail(err) end
   audit.append({ action = "session.revoke", actor = who.actor, target = req.params.id })
   return http.status(204)
 end)
@@ -98,8 +74,6 @@ end)
 http.route("DELETE", BASE, function(req)
   local who, denied = admin.require(req)
   if not who then return denied end
-  local refused = csrf(req, who)
-  if refused then return refused end
   local user_id = nonempty(req.query.user_id)
   if not user_id then
     -- Never "revoke everything": the query parameter is required.

@@ -1,7 +1,6 @@
 -- Admin API: users. JSON in, JSON out, under /auth/admin/auth/users.
--- Callers are an admin API key (Bearer) or an admin's session; a session must also send the
--- X-CSRF-Token header on requests that change something, since a browser sends its cookie
--- along on its own.
+-- Callers are an admin API key (Bearer) or an admin's session; admin.require also makes a
+-- session send the X-CSRF-Token header on requests that change something.
 local http = require("assay.http")
 local json = require("assay.json")
 local users = require("assay.users")
@@ -22,19 +21,6 @@ end
 
 local function ok(value, status)
   return http.json(value, status or 200):header("Cache-Control", "no-store")
-end
-
--- Errors from the users module; a field error ("invalid: email: ...") becomes invalid_field.
-local function fail(err)
-  local code, msg = tostring(err):match("^([%w_]+):%s*(.*)$")
-  if code == "invalid" then return admin.error(422, "invalid_field", msg) end
-  return admin.fail(err)
-end
-
-local function csrf(req, who)
-  if who.kind == "session" and not session.check_csrf(req) then
-    return admin.error(403, "csrf", "missing or wrong X-CSRF-Token header")
-  end
 end
 
 -- Decoded JSON arrays carry json.array's metatable; objects carry none.
@@ -105,16 +91,6 @@ local function fields_of(body, spec)
   return out
 end
 
-local function limit_of(req)
-  local raw = req.query.limit
-  if raw == nil or raw == "" then return nil end
-  local n = raw:match("^%d+$") and tonumber(raw)
-  if not n or n < 1 or n > 200 then
-    return nil, admin.error(422, "invalid_field", "limit: must be an integer from 1 to 200")
-  end
-  return n
-end
-
 local function nonempty(s)
   if s == nil or s == "" then return nil end
   return s
@@ -168,10 +144,10 @@ end
 http.route("GET", BASE, function(req)
   local who, denied = admin.require(req)
   if not who then return denied end
-  local limit, bad = limit_of(req)
-  if bad then return bad end
-  local res, err = users.list({ q = nonempty(req.query.q), limit = limit, cursor = nonempty(req.query.cursor) })
-  if not res then return fail(err) end
+  local page, bad = admin.paging(req)
+  if not page then return bad end
+  local res, err = users.list({ q = nonempty(req.query.q), limit = page.limit, cursor = page.cursor })
+  if not res then return admin.fail(err) end
   local list = json.array()
   for i, u in ipairs(res.users or {}) do list[i] = present_user(u) end
   return ok({ users = list, next_cursor = nullable(res.next_cursor) })
@@ -181,8 +157,6 @@ end)
 http.route("POST", BASE, function(req)
   local who, denied = admin.require(req)
   if not who then return denied end
-  local refused = csrf(req, who)
-  if refused then return refused end
   local body, bad = body_object(req)
   if not body then return bad end
   local f
@@ -192,7 +166,7 @@ http.route("POST", BASE, function(req)
     return admin.error(422, "invalid_field", "email: required")
   end
   local user, err = users.create(f)
-  if not user then return fail(err) end
+  if not user then return admin.fail(err) end
   audit.append({ action = "user.create", actor = who.actor, target = user.id, details = { email = user.email } })
   return ok(present_user(user), 201)
 end)
@@ -202,9 +176,9 @@ http.route("GET", BASE .. "/{id}", function(req)
   local who, denied = admin.require(req)
   if not who then return denied end
   local user, err = users.get(req.params.id)
-  if not user then return fail(err) end
+  if not user then return admin.fail(err) end
   local res, serr = session.list({ user_id = user.id })
-  if not res then return fail(serr) end
+  if not res then return admin.fail(serr) end
   local out = present_user(user)
   out.sessions = json.array()
   for i, s in ipairs(res.sessions or {}) do out.sessions[i] = present_session(s) end
@@ -216,8 +190,6 @@ end)
 http.route("PATCH", BASE .. "/{id}", function(req)
   local who, denied = admin.require(req)
   if not who then return denied end
-  local refused = csrf(req, who)
-  if refused then return refused end
   local body, bad = body_object(req)
   if not body then return bad end
   -- null clears the display name; fields_of would drop it as "absent".
@@ -229,10 +201,10 @@ http.route("PATCH", BASE .. "/{id}", function(req)
 
   local id = req.params.id
   local existing, gerr = users.get(id)
-  if not existing then return fail(gerr) end
+  if not existing then return admin.fail(gerr) end
   if f.password ~= nil then
     local good, perr = password.check_policy(f.password)
-    if not good then return fail(perr) end
+    if not good then return admin.fail(perr) end
   end
 
   local changes, changed = {}, {}
@@ -244,34 +216,32 @@ http.route("PATCH", BASE .. "/{id}", function(req)
   end
   if #changed > 0 then
     local user, err = users.update(id, changes)
-    if not user then return fail(err) end
+    if not user then return admin.fail(err) end
     audit.append({ action = "user.update", actor = who.actor, target = id, details = { fields = changed } })
   end
   if f.password ~= nil then
     local done, err = users.set_password(id, f.password)
-    if not done then return fail(err) end
+    if not done then return admin.fail(err) end
     audit.append({ action = "user.password_set", actor = who.actor, target = id })
   end
   if f.disabled ~= nil and f.disabled ~= (existing.disabled == true) then
     -- users.disable also revokes the user's sessions.
     local user, err
     if f.disabled then user, err = users.disable(id) else user, err = users.enable(id) end
-    if not user then return fail(err) end
+    if not user then return admin.fail(err) end
     audit.append({ action = f.disabled and "user.disable" or "user.enable", actor = who.actor, target = id })
   end
 
   local user, err = users.get(id)
-  if not user then return fail(err) end
+  if not user then return admin.fail(err) end
   return ok(present_user(user))
 end)
 
 http.route("DELETE", BASE .. "/{id}", function(req)
   local who, denied = admin.require(req)
   if not who then return denied end
-  local refused = csrf(req, who)
-  if refused then return refused end
   local done, err = users.delete(req.params.id)
-  if not done then return fail(err) end
+  if not done then return admin.fail(err) end
   audit.append({ action = "user.delete", actor = who.actor, target = req.params.id })
   return http.status(204)
 end)
@@ -280,12 +250,10 @@ end)
 http.route("POST", BASE .. "/{id}/password-reset", function(req)
   local who, denied = admin.require(req)
   if not who then return denied end
-  local refused = csrf(req, who)
-  if refused then return refused end
   local user, err = users.get(req.params.id)
-  if not user then return fail(err) end
+  if not user then return admin.fail(err) end
   local token, terr = users.issue_token(user.id, "recovery")
-  if not token then return fail(terr) end
+  if not token then return admin.fail(terr) end
   local product = settings.product_name or "assay"
   local link = (settings.public_url or ""):gsub("/+$", "") .. "/auth/recovery/reset?token=" .. urlencode(token)
   local sent, merr = mail.send({
@@ -295,7 +263,7 @@ http.route("POST", BASE .. "/{id}/password-reset", function(req)
       .. "Open it within an hour:\n\n" .. link .. "\n\n"
       .. "If you did not expect this, you can ignore this message.\n",
   })
-  if not sent then return fail(merr) end
+  if not sent then return admin.fail(merr) end
   audit.append({ action = "recovery.sent", actor = who.actor, target = user.id })
   return ok({ sent = true }, 202)
 end)
@@ -304,10 +272,8 @@ end)
 http.route("DELETE", BASE .. "/{id}/sessions", function(req)
   local who, denied = admin.require(req)
   if not who then return denied end
-  local refused = csrf(req, who)
-  if refused then return refused end
   local user, err = users.get(req.params.id)
-  if not user then return fail(err) end
+  if not user then return admin.fail(err) end
   local n = session.revoke_all(user.id)
   audit.append({ action = "session.revoke_all", actor = who.actor, target = user.id, details = { count = n } })
   return ok({ revoked = n })

@@ -7,7 +7,7 @@ use mlua::{AnyUserData, Lua, Table, Value};
 
 use super::{identity, session, to_lua};
 use crate::identity::Identity;
-use crate::lua::{Outcome, Phase, RequestRun};
+use crate::lua::{require_phase, Outcome, Phase, RequestRun};
 use crate::stdlib::crypto::{constant_time_eq, sha256_hex};
 use crate::with_pool;
 
@@ -24,7 +24,19 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     })?)?;
     m.set("require", lua.create_async_function(|lua, _req: Value| async move {
         let id = identity(&lua, "admin.require", PHASES)?;
-        match authenticate(&lua, &id).await? {
+        let mut answer = authenticate(&lua, &id).await?;
+        // A browser sends its session cookie along on any request, so a change made with a
+        // session (not an API key) must also carry the CSRF token: checked here, once, for
+        // every admin endpoint.
+        if let Ok(Value::Table(principal)) = &answer {
+            let changes = lua.app_data_ref::<RequestRun>().is_some_and(|r| !matches!(r.request.method.as_str(), "GET" | "HEAD"));
+            if changes && principal.get::<String>("kind")? == "session" {
+                if let Outcome::Fail(_) = session::check_csrf(&lua, &id).await? {
+                    answer = Err((403, "csrf: missing or wrong X-CSRF-Token header".into()));
+                }
+            }
+        }
+        match answer {
             Ok(principal) => Ok((principal, Value::Nil)),
             Err((status, e)) => {
                 let (code, description) = e.split_once(": ").unwrap_or(("unauthorized", e.as_str()));
@@ -37,6 +49,10 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                 Ok((Value::Nil, Value::UserData(resp)))
             }
         }
+    })?)?;
+    m.set("paging", lua.create_function(|lua, _req: Value| {
+        require_phase(lua, "admin.paging", PHASES)?;
+        paging(lua)
     })?)?;
     m.set("error", lua.create_function(|lua, (status, code, description): (u16, String, Option<String>)| {
         error(lua, status, &code, description.as_deref().unwrap_or(""))
@@ -63,6 +79,31 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         error(lua, status, code, description)
     })?)?;
     Ok(m)
+}
+
+/// `admin.paging(req)`: the request's `limit` and `cursor` query parameters as list options
+/// (absent or empty ones left out), or nil and a 422 when `limit` is not 1..200.
+fn paging(lua: &Lua) -> mlua::Result<(Value, Value)> {
+    let (limit, cursor) = match lua.app_data_ref::<RequestRun>() {
+        Some(run) => {
+            let q = run.request.query_pairs();
+            let get = |k: &str| q.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+            (get("limit"), get("cursor"))
+        }
+        None => (None, None),
+    };
+    let opts = lua.create_table()?;
+    if let Some(raw) = limit {
+        match raw.parse::<i64>() {
+            Ok(n) if raw.bytes().all(|b| b.is_ascii_digit()) && (1..=crate::identity::users::MAX_PAGE).contains(&n) => opts.set("limit", n)?,
+            _ => {
+                let resp = error(lua, 422, "invalid_field", "limit: must be an integer from 1 to 200")?;
+                return Ok((Value::Nil, Value::UserData(resp)));
+            }
+        }
+    }
+    opts.set("cursor", cursor)?;
+    Ok((Value::Table(opts), Value::Nil))
 }
 
 /// The JSON error every admin endpoint answers with.

@@ -106,33 +106,39 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     })?)?;
     m.set("check_csrf", lua.create_async_function(|lua, _req: Value| async move {
         let id = identity(&lua, "session.check_csrf", PHASES)?;
-        let submitted = {
-            let run = lua.app_data_ref::<RequestRun>();
-            run.and_then(|r| {
-                r.request
-                    .form_pairs()
-                    .into_iter()
-                    .find(|(k, _)| k == "csrf_token")
-                    .map(|(_, v)| v)
-                    .or_else(|| r.request.header("x-csrf-token"))
-            })
-        };
-        let Some(submitted) = submitted.filter(|s| !s.is_empty()) else {
-            return Ok(Outcome::Fail("csrf: the request carries no CSRF token".into()));
-        };
-        if let Some((s, _)) = current(&lua, &id).await? {
-            if constant_time_eq(s.csrf_token.as_bytes(), submitted.as_bytes()) {
-                return Ok(Outcome::Ok(true));
-            }
-        }
-        if let Some(anon) = request_cookie(&lua, CSRF_COOKIE) {
-            if constant_time_eq(id.anonymous_csrf_token(&anon).as_bytes(), submitted.as_bytes()) {
-                return Ok(Outcome::Ok(true));
-            }
-        }
-        Ok(Outcome::Fail("csrf: the CSRF token does not match this browser".into()))
+        check_csrf(&lua, &id).await
     })?)?;
     Ok(m)
+}
+
+/// Whether the request carries this browser's CSRF token (form field `csrf_token` or header
+/// `X-CSRF-Token`): the session's own, or the HMAC of the anonymous `assay_csrf` cookie.
+pub(crate) async fn check_csrf(lua: &Lua, id: &Identity) -> mlua::Result<Outcome<bool>> {
+    let submitted = {
+        let run = lua.app_data_ref::<RequestRun>();
+        run.and_then(|r| {
+            r.request
+                .form_pairs()
+                .into_iter()
+                .find(|(k, _)| k == "csrf_token")
+                .map(|(_, v)| v)
+                .or_else(|| r.request.header("x-csrf-token"))
+        })
+    };
+    let Some(submitted) = submitted.filter(|s| !s.is_empty()) else {
+        return Ok(Outcome::Fail("csrf: the request carries no CSRF token".into()));
+    };
+    if let Some((s, _)) = current(lua, id).await? {
+        if constant_time_eq(s.csrf_token.as_bytes(), submitted.as_bytes()) {
+            return Ok(Outcome::Ok(true));
+        }
+    }
+    if let Some(anon) = request_cookie(lua, CSRF_COOKIE) {
+        if constant_time_eq(id.anonymous_csrf_token(&anon).as_bytes(), submitted.as_bytes()) {
+            return Ok(Outcome::Ok(true));
+        }
+    }
+    Ok(Outcome::Fail("csrf: the CSRF token does not match this browser".into()))
 }
 
 /// The request's session, looked up once per request.
