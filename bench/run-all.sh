@@ -3,8 +3,9 @@
 #
 #   bench/run-all.sh [LOGFILE]   # default log: ${TMPDIR:-/tmp}/assay-bench-<UTC time>.log
 #
-# Builds first (the release binary and the lua_pool example) so that no compilation overlaps
-# a measurement, then: size, startup, memory, Lua vs Rust (wrk), Lua state micro-benchmark.
+# Builds first (the release binary and the lua_pool and sign_ceiling examples) so that no
+# compilation overlaps a measurement, then: size, startup, memory, Lua vs Rust (wrk), password
+# logins, the OIDC token endpoint, Lua state micro-benchmark.
 # Knobs of the individual scripts (RUNS, ROUNDS, DURATION, ...) pass through the environment.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 LOG=${1:-${TMPDIR:-/tmp}/assay-bench-$(date -u +%Y%m%dT%H%M%SZ).log}
@@ -15,12 +16,12 @@ main() {
     echo
     echo "== build"
     build_release
-    echo "# (cd $REPO && CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release --example lua_pool)" >&2
-    (cd "$REPO" && cargo build --release --example lua_pool) >&2 || die "building the lua_pool example failed"
+    echo "# (cd $REPO && CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release --example lua_pool --example sign_ceiling)" >&2
+    (cd "$REPO" && cargo build --release --example lua_pool --example sign_ceiling) >&2 || die "building the lua_pool and sign_ceiling examples failed"
     ensure_wrk
     export SKIP_BUILD=1
     local s
-    for s in size startup memory lua_vs_rust login; do
+    for s in size startup memory lua_vs_rust login oidc; do
         echo
         echo "== bench/$s.sh"
         "$BENCH_DIR/$s.sh"

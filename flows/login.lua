@@ -1,10 +1,15 @@
 -- Password sign-in. GET /auth/login shows the form; POST /auth/login checks the password,
 -- starts a session and sends the browser on to `return_to` (a path on this origin only).
+-- When the OpenID provider sends the browser here for an application
+-- (`?login_challenge=...`), the form says which application, and a successful sign-in is
+-- reported with oidc.accept_login, which gives the URL to continue with; Cancel reports
+-- oidc.reject_login (the application gets access_denied).
 local http = require("assay.http")
 local template = require("assay.template")
 local users = require("assay.users")
 local session = require("assay.session")
 local settings = require("assay.settings")
+local oidc = require("assay.oidc")
 
 -- One message for an unknown email, a wrong password and a disabled account, so the form
 -- never tells a stranger which addresses have accounts.
@@ -39,8 +44,22 @@ local function has_role(user, role)
   return false
 end
 
+-- The pending authorization request a challenge names, or nil (unknown or expired).
+local function oidc_request(challenge)
+  if type(challenge) ~= "string" or challenge == "" then return nil end
+  return (oidc.login_request(challenge))
+end
+
 local function form(req, ctx, status)
   ctx.csrf_token = session.csrf_token(req)
+  if ctx.login_challenge then
+    local pending = oidc_request(ctx.login_challenge)
+    if pending then
+      ctx.client_name = pending.client.name
+    else
+      ctx.login_challenge = nil
+    end
+  end
   ctx.registration_enabled = settings.registration_enabled == true
   ctx.product_name = settings.product_name
   local html = assert(template.render("login.html", ctx))
@@ -59,18 +78,30 @@ http.route("GET", "/auth/login", function(req)
   elseif req.query.reset == "1" then
     notice = NOTICES.reset
   end
-  return form(req, { return_to = safe_return_to(req.query.return_to), notice = notice })
+  local ctx = { return_to = safe_return_to(req.query.return_to), notice = notice, login_challenge = req.query.login_challenge }
+  local pending = oidc_request(ctx.login_challenge)
+  if pending and type(pending.login_hint) == "string" and pending.login_hint:find("@", 1, true) then
+    ctx.email = pending.login_hint
+  end
+  return form(req, ctx)
 end)
 
 http.route("POST", "/auth/login", function(req)
   local email = trim(req.form.email)
   local password = req.form.password or ""
   local return_to = safe_return_to(req.form.return_to)
-  local ctx = { email = email, return_to = return_to }
+  local challenge = req.form.login_challenge
+  if challenge == "" then challenge = nil end
+  local ctx = { email = email, return_to = return_to, login_challenge = challenge }
 
   if not session.check_csrf(req) then
     ctx.error = EXPIRED
     return form(req, ctx, 403)
+  end
+  if challenge and req.form.cancel == "1" then
+    local next_url = oidc.reject_login(challenge, { error = "access_denied", error_description = "the user cancelled the sign-in" })
+    if next_url then return http.redirect(next_url, 303) end
+    return form(req, { login_challenge = nil, error = "This sign-in request has expired." }, 400)
   end
   if email == "" or password == "" then
     ctx.error = "Enter your email address and password."
@@ -97,6 +128,11 @@ http.route("POST", "/auth/login", function(req)
   end
 
   session.create(req, user.id, { amr = { "pwd" } })
+  if challenge then
+    local next_url = oidc.accept_login(challenge, { amr = { "pwd" } })
+    if next_url then return http.redirect(next_url, 303) end
+    -- The request expired while the user typed: they are signed in, so land as usual.
+  end
   local target = return_to or (has_role(user, "admin") and "/auth/console" or "/auth/welcome")
   return http.redirect(target, 303)
 end)

@@ -221,6 +221,12 @@ struct RawOidcProvider {
     enabled: Option<bool>,
     key_rotation_days: Option<u64>,
     key_retention_days: Option<u64>,
+    code_ttl_secs: Option<u64>,
+    access_token_ttl_secs: Option<u64>,
+    id_token_ttl_secs: Option<u64>,
+    refresh_token_ttl_secs: Option<u64>,
+    refresh_grace_secs: Option<u64>,
+    request_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -347,6 +353,16 @@ pub struct OidcProviderConfig {
     pub key_rotation_days: u64,
     /// Retired keys are unpublished and deleted this long after retirement (0: kept).
     pub key_retention_days: u64,
+    /// How long an authorization code can be exchanged.
+    pub code_ttl_secs: u64,
+    pub access_token_ttl_secs: u64,
+    pub id_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// A spent refresh token still works this long (two tabs refreshing at once); a reuse
+    /// after it revokes the token's whole family.
+    pub refresh_grace_secs: u64,
+    /// How long a parked authorization request waits for the login and consent flows.
+    pub request_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -519,8 +535,31 @@ impl Config {
                 enabled: raw.auth.oidc_provider.enabled.unwrap_or(true),
                 key_rotation_days: raw.auth.oidc_provider.key_rotation_days.unwrap_or(90),
                 key_retention_days: raw.auth.oidc_provider.key_retention_days.unwrap_or(30),
+                code_ttl_secs: raw.auth.oidc_provider.code_ttl_secs.unwrap_or(60),
+                access_token_ttl_secs: raw.auth.oidc_provider.access_token_ttl_secs.unwrap_or(3600),
+                id_token_ttl_secs: raw.auth.oidc_provider.id_token_ttl_secs.unwrap_or(3600),
+                refresh_token_ttl_secs: raw.auth.oidc_provider.refresh_token_ttl_secs.unwrap_or(30 * 86400),
+                refresh_grace_secs: raw.auth.oidc_provider.refresh_grace_secs.unwrap_or(5),
+                request_ttl_secs: raw.auth.oidc_provider.request_ttl_secs.unwrap_or(1800),
             },
         };
+        {
+            let op = &auth.oidc_provider;
+            for (key, v) in [
+                ("code_ttl_secs", op.code_ttl_secs),
+                ("access_token_ttl_secs", op.access_token_ttl_secs),
+                ("id_token_ttl_secs", op.id_token_ttl_secs),
+                ("refresh_token_ttl_secs", op.refresh_token_ttl_secs),
+                ("request_ttl_secs", op.request_ttl_secs),
+            ] {
+                if v == 0 || v > 366 * 86400 {
+                    return Err(at(None, &format!("auth.oidc_provider.{key}"), "must be between 1 and 31622400 (366 days)".into()));
+                }
+            }
+            if op.refresh_grace_secs > 300 {
+                return Err(at(None, "auth.oidc_provider.refresh_grace_secs", "must be at most 300: a grace window is for concurrent refreshes, not a second lifetime".into()));
+            }
+        }
         if auth.admin_api_keys.iter().any(|k| k.len() < 16) {
             return Err(at(
                 None,

@@ -170,11 +170,22 @@ pub struct Setup<'a> {
     pub flows: String,
     pub extra: String,
     pub top: String,
+    /// A fixed port picked by [`Setup::public_port`], announced as `public_url` too.
+    pub port: Option<u16>,
 }
 
 impl<'a> Setup<'a> {
     pub fn new(db: &'a TestDb) -> Setup<'a> {
-        Setup { db, server: String::new(), flows: String::new(), extra: String::new(), top: String::new() }
+        Setup { db, server: String::new(), flows: String::new(), extra: String::new(), top: String::new(), port: None }
+    }
+    /// Listens on a free port picked now (not port 0) and announces it as `public_url`, so
+    /// the issuer (`{public_url}/auth`) is the address clients actually reach. The port is
+    /// free when picked; the engine binds it a moment later.
+    pub fn public_port(mut self) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        self.port = Some(listener.local_addr().expect("local addr").port());
+        drop(listener);
+        self
     }
     pub fn server(mut self, lines: &str) -> Self {
         self.server.push_str(lines);
@@ -199,7 +210,12 @@ impl<'a> Setup<'a> {
 
     pub fn toml(&self) -> String {
         let mut s = self.top.clone();
-        s.push_str("[server]\nbind_addr = \"127.0.0.1:0\"\n");
+        match self.port {
+            Some(port) => s.push_str(&format!(
+                "[server]\nbind_addr = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n"
+            )),
+            None => s.push_str("[server]\nbind_addr = \"127.0.0.1:0\"\n"),
+        }
         s.push_str(&self.server);
         s.push_str(&self.db.backend_toml());
         if !self.flows.is_empty() {

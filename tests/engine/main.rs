@@ -10,6 +10,7 @@ mod cases;
 mod harness;
 mod identity;
 mod oidc;
+mod relying_party;
 
 /// Every case the list below names, whichever file holds it.
 mod all_cases {
@@ -17,6 +18,7 @@ mod all_cases {
     pub use crate::cases::*;
     pub use crate::identity::*;
     pub use crate::oidc::*;
+    pub use crate::relying_party::*;
 }
 
 /// Cases that need the fixed default port take turns.
@@ -77,4 +79,5 @@ on_both_backends!(
     clients_console_pane,
     auth_admin_client,
     scheduled_rotation,
+    oidc_relying_party,
 );

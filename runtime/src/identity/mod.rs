@@ -29,6 +29,8 @@ pub struct Identity {
     pub mailer: mail::Mailer,
     /// Parsed signing keys by kid, and the active kid of each algorithm.
     pub signers: crate::oidc::jwt::Signers,
+    /// Woken when Logout Tokens are queued, so the deliverer sends them at once.
+    pub logout_wakeup: Arc<tokio::sync::Notify>,
 }
 
 /// Where an identity call comes from, for the audit log and the brute-force counters.
@@ -46,6 +48,6 @@ impl Identity {
         let keys = secrets::ServerKeys::load(&config, &db).await?;
         let hasher = password::Hasher::new(&config.auth.password, &keys)?;
         let mailer = mail::Mailer::new(config.auth.smtp.as_ref())?;
-        Ok(Identity { config, db, hasher, keys, mailer, signers: Default::default() })
+        Ok(Identity { config, db, hasher, keys, mailer, signers: Default::default(), logout_wakeup: Default::default() })
     }
 }

@@ -165,21 +165,21 @@ impl Identity {
     }
 
     pub async fn revoke_session_by_token(&self, token: &str) -> Result<bool, IdentityError> {
-        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.sessions WHERE token_hash = $1")
-            .bind(sha256_hex(token.as_bytes()))
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(n > 0)
+        let ended = self.delete_sessions("token_hash", &sha256_hex(token.as_bytes())).await?;
+        Ok(!ended.is_empty())
+    }
+
+    /// Deletes the sessions whose `column` is `value` and tells the OpenID provider, which
+    /// sends back-channel Logout Tokens for them. Returns their ids.
+    async fn delete_sessions(&self, column: &'static str, value: &str) -> Result<Vec<String>, IdentityError> {
+        let sql = format!("DELETE FROM auth.sessions WHERE {column} = $1 RETURNING id");
+        let ids: Vec<String> = with_pool!(&self.db, pool => sqlx::query_scalar(&sql).bind(value).fetch_all(pool).await)?;
+        self.sessions_ended(&ids).await?;
+        Ok(ids)
     }
 
     pub async fn revoke_session(&self, id: &str) -> Result<(), IdentityError> {
-        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.sessions WHERE id = $1")
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if n == 0 {
+        if self.delete_sessions("id", id).await?.is_empty() {
             return Err(IdentityError::NotFound("no session with that id".into()));
         }
         Ok(())
@@ -187,12 +187,7 @@ impl Identity {
 
     /// Ends every session of a user; returns how many there were.
     pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<u64, IdentityError> {
-        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.sessions WHERE user_id = $1")
-            .bind(user_id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(n)
+        Ok(self.delete_sessions("user_id", user_id).await?.len() as u64)
     }
 
     /// Live sessions, newest first, of one user or of everyone.

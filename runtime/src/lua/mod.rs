@@ -80,10 +80,25 @@ pub struct LuaHost {
     flows: Vec<FlowSource>,
     routes: RouteTable,
     pool: Mutex<Vec<Vm>>,
+    hooks: Arc<HookSources>,
     budget: Duration,
     memory_limit: usize,
     pool_size: usize,
 }
+
+/// The sources of hook flows (files whose top level returns a function, such as
+/// `claims.lua`), by file name, for stdlib calls that run them.
+#[derive(Debug, Default)]
+pub struct HookSources(pub Vec<(String, String)>);
+
+impl HookSources {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, s)| s.as_str())
+    }
+}
+
+/// Flows the engine calls as hooks rather than routes.
+pub const HOOK_FLOWS: &[&str] = &["claims.lua"];
 
 /// Handlers `http.route` collected while the engine learns a flow's routes at start-up.
 #[derive(Default)]
@@ -94,7 +109,11 @@ impl LuaHost {
     pub async fn new(shared: Arc<Shared>) -> Result<LuaHost, FlowError> {
         let cfg = &shared.config.flows;
         let flows = flows::load_sources(cfg.dir.as_deref())?;
+        let hooks = Arc::new(HookSources(
+            flows.iter().filter(|f| HOOK_FLOWS.contains(&f.name.as_str())).map(|f| (f.name.clone(), f.source.clone())).collect(),
+        ));
         let mut host = LuaHost {
+            hooks,
             budget: Duration::from_millis(cfg.budget_ms),
             memory_limit: cfg.memory_limit_bytes(),
             pool_size: cfg.pool_size,
@@ -136,7 +155,9 @@ impl LuaHost {
     }
 
     fn new_vm(&self) -> mlua::Result<Vm> {
-        Vm::new(self.shared.clone(), self.memory_limit)
+        let vm = Vm::new(self.shared.clone(), self.memory_limit)?;
+        vm.lua.set_app_data(self.hooks.clone());
+        Ok(vm)
     }
 
     fn check_out(&self) -> mlua::Result<Vm> {

@@ -84,7 +84,25 @@ end
 /// Prepended to every flow, on its first line so that line numbers stay true: the chunk takes
 /// its global environment as its argument. (Cheaper than mlua's `set_environment`, which
 /// compiles a helper chunk on every call.)
-const ENV_PARAMETER: &str = "local _ENV = ...; ";
+/// Runs a hook flow (one whose top level returns a function, such as `flows/claims.lua`) from
+/// inside a stdlib call: the budget hook is armed on the coroutine mlua runs it in, the chunk
+/// gets a fresh environment like any flow, and the function it returns is called with `ctx`.
+const HOOK_RUNNER: &str = r#"
+local arm_budget, env_mt, setmetatable, type, error = ...
+return function(chunk, name, ctx)
+  arm_budget()
+  local f = chunk(setmetatable({}, env_mt))
+  if type(f) ~= "function" then
+    error("flows/" .. name .. " must return a function (it returned " .. type(f) .. ")", 0)
+  end
+  return f(ctx)
+end
+"#;
+
+/// Where `Vm::new` leaves the hook runner in the registry.
+pub const HOOK_RUNNER_KEY: &str = "assay.hook_runner";
+
+pub const ENV_PARAMETER: &str = "local _ENV = ...; ";
 
 /// A Lua state with the stdlib installed and the flows it has compiled so far.
 pub struct Vm {
@@ -193,6 +211,14 @@ impl Vm {
             Ok(())
         })?;
         let budgeted = lua.load(BUDGETED).set_name("=budgeted").call(arm_budget.clone())?;
+        let hook_runner: Function = lua.load(HOOK_RUNNER).set_name("=hook_runner").call((
+            arm_budget.clone(),
+            env_mt.clone(),
+            globals.raw_get::<Function>("setmetatable")?,
+            globals.raw_get::<Function>("type")?,
+            globals.raw_get::<Function>("error")?,
+        ))?;
+        lua.set_named_registry_value(HOOK_RUNNER_KEY, hook_runner)?;
         let runner = lua.load(RUNNER).set_name("=runner").call((
             arm_budget,
             take_handler,

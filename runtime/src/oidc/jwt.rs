@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{
     EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair, RsaPublicKeyComponents, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
-    ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384,
+    RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA256, RSA_PSS_2048_8192_SHA256, RSA_PSS_2048_8192_SHA384, RSA_PSS_2048_8192_SHA512,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -41,6 +42,8 @@ pub struct Expect {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub typ: Option<String>,
+    /// Accept an expired token (an `id_token_hint` may be one; OIDC RP-Initiated Logout §2).
+    pub allow_expired: bool,
 }
 
 fn invalid(why: &str) -> IdentityError {
@@ -101,19 +104,7 @@ impl Identity {
             return Err(invalid("alg does not match the key"));
         }
         let message = &token.as_bytes()[..h.len() + 1 + c.len()];
-        let b64 = |k: &str| jwk[k].as_str().and_then(|v| URL_SAFE_NO_PAD.decode(v).ok()).ok_or_else(|| invalid("bad key"));
-        let ok = match alg {
-            "RS256" => RsaPublicKeyComponents { n: b64("n")?, e: b64("e")? }.verify(&RSA_PKCS1_2048_8192_SHA256, message, &sig).is_ok(),
-            "ES256" => {
-                let mut point = vec![4u8];
-                point.extend(b64("x")?);
-                point.extend(b64("y")?);
-                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).verify(message, &sig).is_ok()
-            }
-            "EdDSA" => UnparsedPublicKey::new(&ED25519, b64("x")?).verify(message, &sig).is_ok(),
-            _ => false,
-        };
-        if !ok {
+        if !verify_signature(&jwk, alg, message, &sig) {
             return Err(invalid("bad signature"));
         }
         if let Some(typ) = &expect.typ {
@@ -122,7 +113,7 @@ impl Identity {
             }
         }
         let now = chrono::Utc::now().timestamp();
-        if claims["exp"].as_i64().is_some_and(|exp| now > exp + LEEWAY_SECS) {
+        if !expect.allow_expired && claims["exp"].as_i64().is_some_and(|exp| now > exp + LEEWAY_SECS) {
             return Err(invalid("expired"));
         }
         if claims["nbf"].as_i64().is_some_and(|nbf| now + LEEWAY_SECS < nbf) {
@@ -183,4 +174,65 @@ impl Identity {
         }
         Ok(signer)
     }
+}
+
+/// Whether `sig` is `alg`'s signature of `message` under the public `jwk`. Covers what
+/// clients sign assertions with (RS*, PS*, ES256, ES384, EdDSA); the key's type must fit the
+/// algorithm, so an RSA key cannot be used as an HMAC secret or the like.
+pub fn verify_signature(jwk: &serde_json::Value, alg: &str, message: &[u8], sig: &[u8]) -> bool {
+    let b64 = |k: &str| jwk[k].as_str().and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
+    let rsa = |params: &'static aws_lc_rs::signature::RsaParameters| match (jwk["kty"].as_str(), b64("n"), b64("e")) {
+        (Some("RSA"), Some(n), Some(e)) => RsaPublicKeyComponents { n, e }.verify(params, message, sig).is_ok(),
+        _ => false,
+    };
+    let ec = |crv: &str, params: &'static aws_lc_rs::signature::EcdsaVerificationAlgorithm| match (jwk["kty"].as_str(), jwk["crv"].as_str(), b64("x"), b64("y")) {
+        (Some("EC"), Some(c), Some(x), Some(y)) if c == crv => {
+            let mut point = vec![4u8];
+            point.extend(x);
+            point.extend(y);
+            UnparsedPublicKey::new(params, point).verify(message, sig).is_ok()
+        }
+        _ => false,
+    };
+    match alg {
+        "RS256" => rsa(&RSA_PKCS1_2048_8192_SHA256),
+        "RS384" => rsa(&RSA_PKCS1_2048_8192_SHA384),
+        "RS512" => rsa(&RSA_PKCS1_2048_8192_SHA512),
+        "PS256" => rsa(&RSA_PSS_2048_8192_SHA256),
+        "PS384" => rsa(&RSA_PSS_2048_8192_SHA384),
+        "PS512" => rsa(&RSA_PSS_2048_8192_SHA512),
+        "ES256" => ec("P-256", &ECDSA_P256_SHA256_FIXED),
+        "ES384" => ec("P-384", &ECDSA_P384_SHA384_FIXED),
+        "EdDSA" | "Ed25519" => match (jwk["kty"].as_str(), jwk["crv"].as_str(), b64("x")) {
+            (Some("OKP"), Some("Ed25519"), Some(x)) => UnparsedPublicKey::new(&ED25519, x).verify(message, sig).is_ok(),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// The header and claims of a compact JWS whose signature one key of `jwks` (a JWK Set)
+/// verifies; the key is picked by `kid` when the header names one. Times are not checked here.
+pub fn verify_with_jwks(token: &str, jwks: &serde_json::Value) -> Result<(serde_json::Value, serde_json::Value), IdentityError> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid("not a compact JWS"));
+    };
+    let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).map_err(|_| invalid("bad base64url"));
+    let header: serde_json::Value = serde_json::from_slice(&decode(h)?).map_err(|_| invalid("bad header"))?;
+    let claims: serde_json::Value = serde_json::from_slice(&decode(c)?).map_err(|_| invalid("bad claims"))?;
+    let sig = decode(s)?;
+    let alg = header["alg"].as_str().ok_or_else(|| invalid("no alg"))?;
+    let message = &token.as_bytes()[..h.len() + 1 + c.len()];
+    let keys = jwks["keys"].as_array().ok_or_else(|| invalid("the client has no JWK Set"))?;
+    let kid = header["kid"].as_str();
+    let ok = keys
+        .iter()
+        .filter(|k| kid.is_none() || k["kid"].as_str() == kid)
+        .filter(|k| k["alg"].as_str().is_none_or(|a| a == alg))
+        .any(|k| verify_signature(k, alg, message, &sig));
+    if !ok {
+        return Err(invalid("no key of the client verifies the signature"));
+    }
+    Ok((header, claims))
 }

@@ -73,6 +73,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let kid = identity.ensure_signing_key(crate::oidc::keys::DEFAULT_ALG).await?;
     tracing::info!(kid, alg = crate::oidc::keys::DEFAULT_ALG, "signing key ready");
     spawn_key_maintenance(identity.clone());
+    spawn_logout_delivery(identity.clone(), http_client()?);
     if !identity.mailer.configured() {
         tracing::warn!("no [auth.smtp] configured: recovery and verification links will be written to the log");
     }
@@ -208,6 +209,19 @@ fn spawn_key_maintenance(identity: Arc<crate::identity::Identity>) {
             if let Err(e) = identity.scheduled_key_maintenance().await {
                 tracing::error!(error = %e, "signing key maintenance failed");
             }
+        }
+    });
+}
+
+/// Sends queued back-channel Logout Tokens: at once when a logout queues some, and every few
+/// seconds for retries and for rows another engine queued.
+fn spawn_logout_delivery(identity: Arc<crate::identity::Identity>, http: reqwest::Client) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = identity.deliver_logout_tokens(&http).await {
+                tracing::error!(error = %e, "back-channel logout delivery failed");
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), identity.logout_wakeup.notified()).await;
         }
     });
 }

@@ -27,6 +27,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             issuer: opt_string(opts.as_ref(), "issuer")?,
             audience: opt_string(opts.as_ref(), "audience")?,
             typ: opt_string(opts.as_ref(), "typ")?,
+            allow_expired: false,
         };
         match outcome(id.verify_jwt(&token, &expect).await)? {
             Outcome::Ok(claims) => Ok(Outcome::Ok(super::json::from_json(&lua, &claims)?)),

@@ -1,10 +1,20 @@
-//! `assay.oidc`: the OpenID provider as flows see it. So far its registered clients; the
-//! login and consent hand-off comes with the authorize endpoint. Reference: `stdlib/oidc.md`.
+//! `assay.oidc`: the OpenID provider as flows see it: the protocol endpoints (a flow routes
+//! them and may wrap them), the login and consent hand-off, and the registered clients.
+//! Reference: `stdlib/oidc.md`.
 
-use mlua::{Lua, Table, Value};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use mlua::{Function, Lua, Table, Value};
 
 use super::{identity, opt_string, outcome, page_limit, to_lua};
-use crate::lua::{Outcome, Phase};
+use crate::identity::sessions::Session;
+use crate::identity::users::User;
+use crate::identity::{Identity, IdentityError};
+use crate::lua::{FlowRequest, FlowResponse, HookSources, Outcome, Phase, RequestRun};
+use crate::oidc::claims::{ClaimsHook, HookFuture, HookInput};
+use crate::oidc::{Body, Reply};
 
 const PHASES: &[Phase] = &[Phase::Request];
 
@@ -12,8 +22,224 @@ fn body(lua: &Lua, function: &str, v: Value) -> mlua::Result<serde_json::Value> 
     super::json::to_json(lua, v).map_err(|e| mlua::Error::runtime(format!("{function}: {e}")))
 }
 
+/// The request being served (a copy: the identity calls await, and the original stays put).
+fn request(lua: &Lua, function: &str) -> mlua::Result<FlowRequest> {
+    lua.app_data_ref::<RequestRun>()
+        .map(|r| r.request.clone())
+        .ok_or_else(|| mlua::Error::runtime(format!("{function} needs a request being served")))
+}
+
+/// The parameters of an authorization-style request: the query of a GET, the form of a POST.
+fn request_params(req: &FlowRequest) -> Vec<(String, String)> {
+    if req.method == "POST" {
+        req.form_pairs()
+    } else {
+        req.query_pairs()
+    }
+}
+
+/// A protocol answer as the response a handler returns; pages render through the templates.
+fn into_response(lua: &Lua, id: &Identity, reply: Reply) -> mlua::Result<mlua::AnyUserData> {
+    let (content_type, body): (&'static str, Bytes) = match &reply.body {
+        Body::Json(v) => ("application/json", Bytes::from(serde_json::to_vec(v).map_err(mlua::Error::external)?)),
+        Body::Page(name, ctx) => {
+            let mut ctx = ctx.clone();
+            if let Some(obj) = ctx.as_object_mut() {
+                let request_id = lua.app_data_ref::<RequestRun>().map(|r| r.request.request_id.clone()).unwrap_or_default();
+                obj.insert("request_id".into(), request_id.into());
+                obj.insert("product_name".into(), "assay".into());
+            }
+            let html = crate::lua::shared(lua)?.templates.render(name, &ctx).map_err(mlua::Error::external)?;
+            ("text/html; charset=utf-8", Bytes::from(html))
+        }
+        Body::Redirect(_) | Body::Empty => ("text/plain; charset=utf-8", Bytes::new()),
+    };
+    let mut headers = vec![(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type))];
+    if let Body::Redirect(location) = &reply.body {
+        headers.push((http::header::LOCATION, HeaderValue::from_str(location).map_err(|_| mlua::Error::runtime("oidc: a redirect target is not a header value"))?));
+    }
+    for (name, value) in &reply.headers {
+        let value = HeaderValue::from_str(value).map_err(|_| mlua::Error::runtime(format!("oidc: header {name} is not a header value")))?;
+        headers.push((HeaderName::from_static(name), value));
+    }
+    let mut cookies = Vec::new();
+    if reply.clear_session {
+        cookies.push(super::session::cookie(id, &id.config.auth.session.cookie_name, "", Some(0))?);
+        if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
+            run.session = Some(None);
+        }
+    }
+    lua.create_userdata(FlowResponse { status: reply.status, headers, cookies, body })
+}
+
+/// `[auth.oidc_provider] enabled = false` turns the protocol endpoints off.
+fn provider_off(lua: &Lua, id: &Identity) -> mlua::Result<Option<mlua::AnyUserData>> {
+    if id.config.auth.oidc_provider.enabled {
+        return Ok(None);
+    }
+    let body = serde_json::json!({ "error": "not_found", "error_description": "the OpenID provider is disabled ([auth.oidc_provider] enabled = false)" });
+    Ok(Some(super::http::json_response(lua, 404, &body)?))
+}
+
+/// `flows/claims.lua`, run through the state's hook runner.
+struct LuaClaims {
+    lua: Lua,
+}
+
+impl ClaimsHook for LuaClaims {
+    fn claims<'a>(&'a self, input: HookInput<'a>) -> HookFuture<'a> {
+        Box::pin(async move {
+            let fault = |e: mlua::Error| IdentityError::Internal(format!("flows/claims.lua: {e}"));
+            let Some(chunk) = hook_chunk(&self.lua, "claims.lua").map_err(fault)? else { return Ok(serde_json::Map::new()) };
+            let ctx = serde_json::json!({
+                "target": input.target,
+                "user": input.user,
+                "client": { "client_id": input.client.client_id, "name": input.client.name },
+                "scopes": input.scopes,
+                "grant_type": input.grant_type,
+            });
+            let ctx = super::json::from_json(&self.lua, &ctx).map_err(fault)?;
+            let runner: Function = self.lua.named_registry_value(crate::lua::sandbox::HOOK_RUNNER_KEY).map_err(fault)?;
+            let ret: Value = runner.call_async((chunk, "claims.lua", ctx)).await.map_err(fault)?;
+            match ret {
+                Value::Nil => Ok(serde_json::Map::new()),
+                Value::Table(_) => match super::json::to_json(&self.lua, ret).map_err(|e| fault(mlua::Error::runtime(e)))? {
+                    serde_json::Value::Object(map) => Ok(map),
+                    serde_json::Value::Array(a) if a.is_empty() => Ok(serde_json::Map::new()),
+                    _ => Err(IdentityError::Internal("flows/claims.lua: the hook must return a table of claims (string keys) or nil".into())),
+                },
+                other => Err(IdentityError::Internal(format!("flows/claims.lua: the hook returned a {}, not a table of claims", other.type_name()))),
+            }
+        })
+    }
+}
+
+/// A hook flow's compiled chunk, compiled once per state; `None` when no such flow exists.
+fn hook_chunk(lua: &Lua, name: &str) -> mlua::Result<Option<Function>> {
+    let key = format!("assay.hook_chunk:{name}");
+    if let Ok(f) = lua.named_registry_value::<Function>(&key) {
+        return Ok(Some(f));
+    }
+    let Some(hooks) = lua.app_data_ref::<Arc<HookSources>>().map(|h| h.clone()) else { return Ok(None) };
+    let Some(source) = hooks.get(name) else { return Ok(None) };
+    let f = lua.load(format!("{}{source}", crate::lua::sandbox::ENV_PARAMETER)).set_name(format!("@flows/{name}")).into_function()?;
+    lua.set_named_registry_value(&key, f.clone())?;
+    Ok(Some(f))
+}
+
+/// The browser's session, if the request carries a live one.
+async fn browser(lua: &Lua, id: &Identity) -> mlua::Result<Option<(Session, User)>> {
+    super::session::current(lua, id).await
+}
+
+/// A protocol endpoint as a Lua function of the request.
+macro_rules! endpoint {
+    ($m:expr, $lua:expr, $name:literal, |$l:ident, $id:ident, $req:ident| $body:expr) => {
+        $m.set($name, $lua.create_async_function(|$l, _req: Value| async move {
+            let $id = identity(&$l, concat!("oidc.", $name), PHASES)?;
+            if let Some(off) = provider_off(&$l, &$id)? {
+                return Ok(off);
+            }
+            let $req = request(&$l, concat!("oidc.", $name))?;
+            let reply: Result<Reply, IdentityError> = $body;
+            into_response(&$l, &$id, reply.map_err(mlua::Error::external)?)
+        })?)?;
+    };
+}
+
+fn challenge_arg(function: &str, v: Option<String>) -> mlua::Result<String> {
+    v.filter(|c| !c.is_empty()).ok_or_else(|| mlua::Error::runtime(format!("{function}: the challenge is missing")))
+}
+
+/// `{ error = "access_denied", error_description = "..." }` for the reject calls.
+fn rejection(opts: Option<&Table>, default_description: &str) -> mlua::Result<(String, String)> {
+    let error = opt_string(opts, "error")?.unwrap_or_else(|| "access_denied".into());
+    let description = opt_string(opts, "error_description")?.unwrap_or_else(|| default_description.into());
+    Ok((error, description))
+}
+
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
+    m.set("discovery", lua.create_function(|lua, ()| {
+        let shared = crate::lua::shared(lua)?;
+        super::json::from_json(lua, &crate::oidc::discovery::document(&shared.config))
+    })?)?;
+    endpoint!(m, lua, "authorize", |lua, id, req| {
+        let session = browser(&lua, &id).await?;
+        id.authorize(request_params(&req), session.as_ref()).await
+    });
+    endpoint!(m, lua, "resume", |lua, id, req| {
+        let session = browser(&lua, &id).await?;
+        let challenge = req.query_pairs().into_iter().find(|(k, _)| k == "challenge").map(|(_, v)| v).unwrap_or_default();
+        id.resume_authorization(&challenge, session.as_ref()).await
+    });
+    endpoint!(m, lua, "token", |lua, id, req| { id.token_endpoint(&req, &LuaClaims { lua: lua.clone() }).await });
+    endpoint!(m, lua, "userinfo", |lua, id, req| { id.userinfo(&req, &LuaClaims { lua: lua.clone() }).await });
+    endpoint!(m, lua, "introspect", |lua, id, req| { id.introspect(&req).await });
+    endpoint!(m, lua, "revoke", |lua, id, req| { id.revoke(&req).await });
+    endpoint!(m, lua, "end_session", |lua, id, req| {
+        let session = browser(&lua, &id).await?;
+        let mut params = request_params(&req);
+        let confirmed = req.method == "POST"
+            && params.iter().any(|(k, v)| k == "confirm" && v == "yes")
+            && matches!(super::session::check_csrf(&lua, &id).await?, Outcome::Ok(true));
+        params.retain(|(k, _)| k != "confirm" && k != "csrf_token");
+        let csrf = session.as_ref().map(|(s, _)| s.csrf_token.clone());
+        id.end_session(params, session.as_ref(), csrf, confirmed).await
+    });
+    m.set("login_request", lua.create_async_function(|lua, challenge: Option<String>| async move {
+        let id = identity(&lua, "oidc.login_request", PHASES)?;
+        let challenge = challenge_arg("oidc.login_request", challenge)?;
+        match outcome(id.login_request(&challenge).await)? {
+            Outcome::Ok(v) => Ok(Outcome::Ok(super::json::from_json(&lua, &v)?)),
+            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
+        }
+    })?)?;
+    m.set("accept_login", lua.create_async_function(|lua, (challenge, opts): (Option<String>, Option<Table>)| async move {
+        let id = identity(&lua, "oidc.accept_login", PHASES)?;
+        let challenge = challenge_arg("oidc.accept_login", challenge)?;
+        let amr = match &opts {
+            Some(o) => o.get::<Option<Vec<String>>>("amr")?,
+            None => None,
+        };
+        let acr = opt_string(opts.as_ref(), "acr")?;
+        let Some(session) = browser(&lua, &id).await? else {
+            return Ok(Outcome::Fail("no_session: sign the user in (session.create) before accepting the login".into()));
+        };
+        outcome(id.accept_login(&challenge, &session, amr, acr).await)
+    })?)?;
+    for (name, stage) in [("reject_login", "the user cancelled the sign-in"), ("reject_consent", "the user denied the request")] {
+        m.set(name, lua.create_async_function(move |lua, (challenge, opts): (Option<String>, Option<Table>)| async move {
+            let function = format!("oidc.{name}");
+            let id = identity(&lua, &function, PHASES)?;
+            let challenge = challenge_arg(&function, challenge)?;
+            let (error, description) = rejection(opts.as_ref(), stage)?;
+            outcome(id.reject_request(&challenge, &error, &description).await)
+        })?)?;
+    }
+    m.set("consent_request", lua.create_async_function(|lua, challenge: Option<String>| async move {
+        let id = identity(&lua, "oidc.consent_request", PHASES)?;
+        let challenge = challenge_arg("oidc.consent_request", challenge)?;
+        let session = browser(&lua, &id).await?;
+        match outcome(id.consent_request(&challenge, session.as_ref()).await)? {
+            Outcome::Ok(v) => Ok(Outcome::Ok(super::json::from_json(&lua, &v)?)),
+            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
+        }
+    })?)?;
+    m.set("accept_consent", lua.create_async_function(|lua, (challenge, opts): (Option<String>, Option<Table>)| async move {
+        let id = identity(&lua, "oidc.accept_consent", PHASES)?;
+        let challenge = challenge_arg("oidc.accept_consent", challenge)?;
+        let scopes = match &opts {
+            Some(o) => o.get::<Option<Vec<String>>>("scopes")?,
+            None => None,
+        };
+        let remember = match &opts {
+            Some(o) => o.get::<Option<bool>>("remember")?.unwrap_or(false),
+            None => false,
+        };
+        let session = browser(&lua, &id).await?;
+        outcome(id.accept_consent(&challenge, session.as_ref(), scopes, remember).await)
+    })?)?;
     m.set("create_client", lua.create_async_function(|lua, t: Value| async move {
         let id = identity(&lua, "oidc.create_client", PHASES)?;
         let input = body(&lua, "oidc.create_client", t)?;

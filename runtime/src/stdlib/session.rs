@@ -183,7 +183,7 @@ fn started(lua: &Lua, id: &Identity, token: &str, session: Session, user: User) 
 }
 
 /// `Set-Cookie` with the engine's attributes; `max_age` None is a browser-session cookie.
-fn cookie(id: &Identity, name: &str, value: &str, max_age: Option<u64>) -> mlua::Result<HeaderValue> {
+pub(crate) fn cookie(id: &Identity, name: &str, value: &str, max_age: Option<u64>) -> mlua::Result<HeaderValue> {
     let mut s = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if let Some(age) = max_age {
         s.push_str(&format!("; Max-Age={age}"));

@@ -1,0 +1,122 @@
+//! Grants and refresh tokens (`auth.oidc_grants`, `auth.oidc_refresh_tokens`). A grant is one
+//! code exchange; its refresh tokens form a family, each use spending one and minting the next.
+//! Revoking the grant (a replayed code, a reused refresh token, RFC 7009, a logout of a
+//! session-bound grant) ends the whole family and the access tokens that name it.
+
+use sqlx::Row;
+
+use crate::identity::{Identity, IdentityError};
+use crate::storage::Timestamp;
+use crate::with_pool;
+
+/// A stored refresh token, with its grant's state.
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    pub session_id: Option<String>,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub acr: Option<String>,
+    pub claims: Option<serde_json::Value>,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    pub revoked: bool,
+}
+
+impl Identity {
+    pub async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>, IdentityError> {
+        let found = with_pool!(&self.db, pool => {
+            match sqlx::query(
+                "SELECT r.grant_id, r.client_id, r.user_id, r.scopes, r.session_id, r.auth_time, r.amr, r.acr, r.claims, r.expires_at, r.used_at, \
+                 r.revoked, g.revoked_at FROM auth.oidc_refresh_tokens r JOIN auth.oidc_grants g ON g.id = r.grant_id WHERE r.token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(pool)
+                .await?
+            {
+                None => None,
+                Some(r) => {
+                    let scopes: String = r.try_get("scopes")?;
+                    let amr: String = r.try_get("amr")?;
+                    let claims: Option<String> = r.try_get("claims")?;
+                    let grant_revoked: Option<Timestamp> = r.try_get("revoked_at")?;
+                    let revoked: bool = r.try_get("revoked")?;
+                    Some(RefreshRecord {
+                        grant_id: r.try_get("grant_id")?,
+                        client_id: r.try_get("client_id")?,
+                        user_id: r.try_get("user_id")?,
+                        scopes: serde_json::from_str(&scopes).unwrap_or_default(),
+                        session_id: r.try_get("session_id")?,
+                        auth_time: r.try_get("auth_time")?,
+                        amr: serde_json::from_str(&amr).unwrap_or_default(),
+                        acr: r.try_get("acr")?,
+                        claims: claims.and_then(|c| serde_json::from_str(&c).ok()),
+                        expires_at: r.try_get("expires_at")?,
+                        used_at: r.try_get("used_at")?,
+                        revoked: revoked || grant_revoked.is_some(),
+                    })
+                }
+            }
+        });
+        Ok(found)
+    }
+
+    /// Ends a grant and every refresh token of its family; returns whether it was live.
+    pub async fn revoke_grant(&self, grant_id: &str) -> Result<bool, IdentityError> {
+        let now = Timestamp::now();
+        let n = with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query("UPDATE auth.oidc_grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(grant_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("UPDATE auth.oidc_refresh_tokens SET revoked = TRUE WHERE grant_id = $1")
+                .bind(grant_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            n
+        });
+        Ok(n > 0)
+    }
+
+    /// Whether the grant an access token names (its jti is `<grant id>.<random>`) still stands,
+    /// and the token itself was not revoked.
+    pub async fn access_token_live(&self, jti: &str) -> Result<bool, IdentityError> {
+        let grant = jti.split_once('.').map(|(g, _)| g.to_string());
+        let (revoked_jti, grant_revoked): (i64, i64) = with_pool!(&self.db, pool => {
+            let a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auth.oidc_revoked_tokens WHERE jti = $1")
+                .bind(jti)
+                .fetch_one(pool)
+                .await?;
+            let b: i64 = match &grant {
+                Some(g) => sqlx::query_scalar("SELECT COUNT(*) FROM auth.oidc_grants WHERE id = $1 AND revoked_at IS NOT NULL")
+                    .bind(g)
+                    .fetch_one(pool)
+                    .await?,
+                None => 0,
+            };
+            (a, b)
+        });
+        Ok(revoked_jti == 0 && grant_revoked == 0)
+    }
+
+    /// Revokes one access token by jti until it expires.
+    pub async fn revoke_access_token(&self, jti: &str, exp: i64) -> Result<(), IdentityError> {
+        let now = Timestamp::now();
+        let expires = Timestamp(chrono::DateTime::from_timestamp(exp, 0).unwrap_or(now.0));
+        with_pool!(&self.db, pool => {
+            sqlx::query("DELETE FROM auth.oidc_revoked_tokens WHERE expires_at < $1").bind(now).execute(pool).await?;
+            sqlx::query("INSERT INTO auth.oidc_revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
+                .bind(jti)
+                .bind(expires)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+}
