@@ -55,6 +55,7 @@ if [ ! -f "$NODE_DIR/node_modules/oidc-provider/package.json" ]; then
 fi
 machine_info
 echo "node:    $(node --version), oidc-provider $(node -p "require('$NODE_DIR/node_modules/oidc-provider/package.json').version"), wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}')"
+echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) before the run"
 echo "command: ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS CHAINS=$CHAINS bench/oidc.sh"
 echo
 
@@ -290,17 +291,19 @@ measure() {
     cpu_us=$(awk -v a="$t0" -v b="$t1" -v n="$requests" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", 1e6 * (b - a) / hz / n }')
     [ "$n" = engine-pg ] && [ -n "$PG_PID" ] && pg_us=$(awk -v a="$pg0" -v b="$pg1" -v n="$requests" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", 1e6 * (b - a) / hz / n }')
     [ "$round" = warm ] && return 0
-    echo "$round $grant $n $rps" >>"$RECORDS"
+    echo "$round $grant $n $rps $cpu_us $pg_us" >>"$RECORDS"
     printf '%-5s %-18s %-14s %9.1f %9s %9s %9s %8s %7s%%\n' "$round" "$grant" "$n" "$rps" "$p50" "$p99" "$cpu_us" "$pg_us" "$gen_cpu"
 }
 
 ceiling() { # ceiling ROUND SECONDS
-    local s
-    s=$("$CEILING" "$(nproc)" "$2" | sed -E 's/.* = ([0-9.]+) signatures\/s/\1/')
+    local out s us
+    out=$("$CEILING" "$(nproc)" "$2")
+    s=$(sed -E 's/.* = ([0-9.]+) signatures\/s/\1/' <<<"$out")
+    us=$(sed -E 's/.*, cpu ([0-9?]+) us\/signature.*/\1/' <<<"$out")
     [ "$1" = warm ] && return 0
-    echo "$1 ceiling sign $s" >>"$RECORDS"
-    printf '%-5s %-18s %-14s %9.1f   signatures/s on %s threads: client_credentials ceiling %.1f, refresh_token ceiling %.1f\n' \
-        "$1" ceiling sign_ceiling "$s" "$(nproc)" "$s" "$(awk -v s="$s" 'BEGIN { print s / 2 }')"
+    echo "$1 ceiling sign $s $us" >>"$RECORDS"
+    printf '%-5s %-18s %-14s %9.1f   signatures/s on %s threads (%s µs CPU each): ceilings client_credentials %.1f, refresh_token %.1f\n' \
+        "$1" ceiling sign_ceiling "$s" "$(nproc)" "$us" "$s" "$(awk -v s="$s" 'BEGIN { print s / 2 }')"
 }
 
 echo "warm-up (2 s each)"
@@ -327,7 +330,7 @@ echo " CPU per answer of engine-pg; gen CPU: the load generator's CPU over the r
 
 echo
 out=$(gen engine-sqlite get 16 "$DURATION")
-echo "load generator alone (loadgen.mjs get, 16 connections, GET /healthz on engine-sqlite): $(python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(f"{j[\"rps\"]:.0f} req/s at {j[\"cpu_pct\"]:.0f}% of a core")' "$out")"
+echo "load generator alone (loadgen.mjs get, 16 connections, GET /healthz on engine-sqlite): $(python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print("%.0f req/s at %.0f%% of a core" % (j["rps"], j["cpu_pct"]))' "$out")"
 
 echo
 python3 - "$RECORDS" <<'PY'
@@ -335,15 +338,18 @@ import statistics, sys
 rec = [l.split() for l in open(sys.argv[1])]
 rounds = sorted({int(r[0]) for r in rec})
 ceil = {int(r[0]): float(r[3]) for r in rec if r[1] == "ceiling"}
+sig_us = {int(r[0]): float(r[4]) for r in rec if r[1] == "ceiling"}
 rate = {(int(r[0]), r[1], r[2]): float(r[3]) for r in rec if r[1] != "ceiling"}
+srv_us = {(int(r[0]), r[1], r[2]): float(r[4]) for r in rec if r[1] != "ceiling"}
+pg_us = {(int(r[0]), r[1], r[2]): float(r[5]) for r in rec if r[1] != "ceiling" and r[5] != "-"}
 sigs = {"client_credentials": 1, "refresh_token": 2}
 med = statistics.median
 results = []
-print("median over %d rounds (ratios: median of the per-round ratios)" % len(rounds))
+print("median over %d rounds; ratios are medians of the per-round ratios (per-round values in brackets)" % len(rounds))
 for backend, name in (("SQLite", "engine-sqlite"), ("PostgreSQL", "engine-pg")):
     print(f"\n{backend}")
-    print(f"| grant | engine req/s | oidc-provider req/s | engine / oidc-provider | ceiling req/s | engine / ceiling |")
-    print(f"|---|---|---|---|---|---|")
+    print("| grant | engine req/s | oidc-provider req/s | engine / oidc-provider | ceiling req/s | engine / ceiling |")
+    print("|---|---|---|---|---|---|")
     for g in ("client_credentials", "refresh_token"):
         e = [rate[(r, g, name)] for r in rounds]
         o = [rate[(r, g, "oidc-provider")] for r in rounds]
@@ -354,6 +360,18 @@ for backend, name in (("SQLite", "engine-sqlite"), ("PostgreSQL", "engine-pg")):
         key = f"oidc_{g}_{'sqlite' if name == 'engine-sqlite' else 'postgres'}"
         results.append(f"RESULT {key}_vs_oidc_provider {med(vs_op):.2f} (target >= 3)")
         results.append(f"RESULT {key}_vs_sign_ceiling_pct {med(vs_c):.1f} (target >= 60)")
+print("\nserver CPU per answer (median µs) and the share of it that the signatures alone cost")
+print("(signatures per answer x sign_ceiling's CPU per signature, same round)")
+print("| grant | engine-sqlite | engine-pg (engine + PostgreSQL processes) | oidc-provider |")
+print("|---|---|---|---|")
+for g in ("client_credentials", "refresh_token"):
+    cells = []
+    for n in ("engine-sqlite", "engine-pg", "oidc-provider"):
+        us = med([srv_us[(r, g, n)] for r in rounds])
+        share = med([100 * sigs[g] * sig_us[r] / srv_us[(r, g, n)] for r in rounds])
+        pg = [pg_us[(r, g, n)] for r in rounds if (r, g, n) in pg_us]
+        cells.append(f"{us:.0f} µs{f' + {med(pg):.0f} µs' if pg else ''}, signing {share:.0f} %")
+    print(f"| {g} | " + " | ".join(cells) + " |")
 print()
 print("\n".join(results))
 PY

@@ -109,7 +109,7 @@ CREATE TABLE IF NOT EXISTS auth.oidc_logout_deliveries (
     client_id       TEXT NOT NULL,
     uri             TEXT NOT NULL,
     logout_token    TEXT NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
+    attempts        BIGINT NOT NULL DEFAULT 0,
     next_attempt_at TIMESTAMPTZ NOT NULL,
     last_error      TEXT,
     created_at      TIMESTAMPTZ NOT NULL

@@ -10,6 +10,7 @@ mod cases;
 mod harness;
 mod identity;
 mod oidc;
+mod provider;
 mod relying_party;
 
 /// Every case the list below names, whichever file holds it.
@@ -18,6 +19,7 @@ mod all_cases {
     pub use crate::cases::*;
     pub use crate::identity::*;
     pub use crate::oidc::*;
+    pub use crate::provider::*;
     pub use crate::relying_party::*;
 }
 
@@ -79,5 +81,9 @@ on_both_backends!(
     clients_console_pane,
     auth_admin_client,
     scheduled_rotation,
+    backchannel_logout,
+    provider_key_rotation,
+    provider_malformed_requests,
+    consent_and_claims_overrides,
     oidc_relying_party,
 );

@@ -666,8 +666,14 @@ await step('userinfo: fetchUserInfo (GET) and POST with the bearer token', async
   check(typeof info.preferred_username === 'string' && info.preferred_username.length > 0, `userinfo preferred_username: ${show(info)}`);
   check(Array.isArray(info.groups) && alice.roles.every((g) => info.groups.includes(g)), `userinfo groups ${show(info.groups)} lack ${alice.roles}`);
   const r = await fetch(`${base}/auth/userinfo`, { method: 'POST', headers: { authorization: `Bearer ${first.access_token}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  check(r.status === 200, `POST /auth/userinfo answered ${r.status}: ${show(await r.text())}`);
-  const posted = await r.json();
+  const postedText = await r.text();
+  check(r.status === 200, () => `POST /auth/userinfo answered ${r.status}: ${show(postedText)}`);
+  let posted;
+  try {
+    posted = JSON.parse(postedText);
+  } catch {
+    throw new CheckFailure(`POST /auth/userinfo answered no JSON: ${show(postedText)}`);
+  }
   eq(posted.sub, firstClaims.sub, 'POST userinfo sub');
   eq(posted.email, alice.email, 'POST userinfo email');
   const none = await fetch(`${base}/auth/userinfo`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
@@ -738,11 +744,12 @@ await step('remembered consent: straight to the redirect_uri; a reused code -> i
   third = await client.authorizationCodeGrant(webConfig, res.url, { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce, idTokenExpected: true });
   const c = await checkIdToken(third, { clientId: web.client_id, nonce: req.nonce, alg: 'RS256' });
   eq(c.sid, firstClaims.sid, 'sid of the same browser session');
-  check(!third.refresh_token, `a refresh token without offline_access: ${show(third)}`);
   await expectOAuthError(
     client.authorizationCodeGrant(webConfig, res.url, { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce }),
     'the same code a second time', 'invalid_grant', 400,
   );
+  // RFC 6749 §4.1.2: the tokens the code gave SHOULD be revoked when it comes back.
+  eq((await client.tokenIntrospection(webConfig, third.access_token)).active, false, 'the access token of a code used twice');
 });
 
 await step('token endpoint refusals: unsupported_grant_type, invalid_request, unauthorized_client (RFC 6749 §5.2)', async () => {
@@ -767,9 +774,16 @@ await step('revocation: a refresh token (and its family) and an access token (RF
   // Its predecessor is inside the grace window, but the family is revoked.
   await expectOAuthError(client.refreshTokenGrant(webConfig, t.refresh_token), 'refresh with the spent predecessor of a revoked refresh token', 'invalid_grant', 400);
 
-  eq((await client.tokenIntrospection(webConfig, t.access_token)).active, true, 'the access token before its revocation');
-  await client.tokenRevocation(webConfig, t.access_token, { token_type_hint: 'access_token' });
-  eq((await client.tokenIntrospection(webConfig, t.access_token)).active, false, 'introspection of the revoked access token');
+  // RFC 7009 §2.1: revoking a refresh token SHOULD also invalidate the grant's access tokens.
+  eq((await client.tokenIntrospection(webConfig, rotated.access_token)).active, false, 'an access token of the revoked refresh token family');
+
+  // An access token of another grant, revoked by itself.
+  const other = await authRequest(webConfig, { redirect_uri: WEB_CB, scope: 'openid email' });
+  const otherRes = await authorize(browser, other.url, { redirectUri: WEB_CB });
+  const t2 = await client.authorizationCodeGrant(webConfig, otherRes.url, { pkceCodeVerifier: other.verifier, expectedState: other.state, expectedNonce: other.nonce });
+  eq((await client.tokenIntrospection(webConfig, t2.access_token)).active, true, 'the access token before its revocation');
+  await client.tokenRevocation(webConfig, t2.access_token, { token_type_hint: 'access_token' });
+  eq((await client.tokenIntrospection(webConfig, t2.access_token)).active, false, 'introspection of the revoked access token');
   // RFC 7009 §2.2: an invalid token is not an error.
   await client.tokenRevocation(webConfig, 'no-such-token-anywhere');
 });

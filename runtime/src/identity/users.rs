@@ -257,7 +257,9 @@ impl Identity {
         if !ids::is_id(id) {
             return Err(IdentityError::NotFound("no user with that id".into()));
         }
-        // Sessions and tokens go with it (ON DELETE CASCADE).
+        // Its sessions end first, so the OpenID provider's clients get their Logout Tokens;
+        // tokens, grants and consents go with the row (ON DELETE CASCADE).
+        self.revoke_user_sessions(id).await?;
         let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.users WHERE id = $1")
             .bind(id)
             .execute(pool)

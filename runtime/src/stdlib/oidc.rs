@@ -91,13 +91,16 @@ impl ClaimsHook for LuaClaims {
         Box::pin(async move {
             let fault = |e: mlua::Error| IdentityError::Internal(format!("flows/claims.lua: {e}"));
             let Some(chunk) = hook_chunk(&self.lua, "claims.lua").map_err(fault)? else { return Ok(serde_json::Map::new()) };
-            let ctx = serde_json::json!({
+            let mut ctx = serde_json::json!({
                 "target": input.target,
-                "user": input.user,
                 "client": { "client_id": input.client.client_id, "name": input.client.name },
                 "scopes": input.scopes,
                 "grant_type": input.grant_type,
             });
+            // Absent, not json.null, for client_credentials: `if ctx.user == nil` must work.
+            if let Some(user) = input.user {
+                ctx["user"] = serde_json::to_value(user).map_err(|e| IdentityError::Internal(e.to_string()))?;
+            }
             let ctx = super::json::from_json(&self.lua, &ctx).map_err(fault)?;
             let runner: Function = self.lua.named_registry_value(crate::lua::sandbox::HOOK_RUNNER_KEY).map_err(fault)?;
             let ret: Value = runner.call_async((chunk, "claims.lua", ctx)).await.map_err(fault)?;
