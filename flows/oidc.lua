@@ -29,3 +29,15 @@ http.route("POST", "/auth/oauth2/revoke", oidc.revoke)
 http.route("POST", "/auth/oauth2/introspect", oidc.introspect)
 http.route("GET", "/auth/oauth2/sessions/logout", oidc.end_session)
 http.route("POST", "/auth/oauth2/sessions/logout", oidc.end_session)
+
+-- CORS preflights for browser-based clients (the endpoints above use no cookies).
+local function preflight()
+  return http.status(204)
+    :header("Access-Control-Allow-Origin", "*")
+    :header("Access-Control-Allow-Methods", "GET, POST")
+    :header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+    :header("Access-Control-Max-Age", "600")
+end
+for _, path in ipairs({ "/auth/token", "/auth/userinfo", "/auth/oauth2/revoke" }) do
+  http.route("OPTIONS", path, preflight)
+end

@@ -3,11 +3,14 @@
 -- (challenges, codes, refresh tokens) are stored only as their SHA-256.
 
 -- An authorization request parked while the browser goes through the login and consent flows.
--- stage: login -> consent -> done (or an error to send back to the client).
+-- stage: login -> consent -> done (or an error to send back to the client). browser_hash is
+-- the SHA-256 of the assay_authz cookie of the browser that made it: only that browser may
+-- sign in for it.
 CREATE TABLE IF NOT EXISTS auth.oidc_auth_requests (
     challenge_hash TEXT PRIMARY KEY,
     client_id      TEXT NOT NULL REFERENCES auth.oidc_clients(client_id) ON DELETE CASCADE,
     request        TEXT NOT NULL,
+    browser_hash   TEXT NOT NULL,
     stage          TEXT NOT NULL,
     user_id        TEXT REFERENCES auth.users(id) ON DELETE CASCADE,
     session_id     TEXT,
@@ -35,6 +38,7 @@ CREATE TABLE IF NOT EXISTS auth.oidc_grants (
     revoked_at TIMESTAMPTZ
 );
 CREATE INDEX IF NOT EXISTS oidc_grants_user ON auth.oidc_grants (user_id);
+CREATE INDEX IF NOT EXISTS oidc_grants_session ON auth.oidc_grants (session_id);
 
 CREATE TABLE IF NOT EXISTS auth.oidc_authorization_codes (
     code_hash      TEXT PRIMARY KEY,
@@ -102,13 +106,15 @@ CREATE TABLE IF NOT EXISTS auth.oidc_sessions (
     PRIMARY KEY (sid, client_id)
 );
 
--- Logout Tokens waiting to be delivered; a row survives restarts until it is delivered or
--- gives up, and next_attempt_at is the lease that keeps two engines from sending it at once.
+-- Logout Tokens waiting to be delivered: their claims, signed afresh at each attempt (a token
+-- lives two minutes, retries go on for hours). A row survives restarts until it is delivered
+-- or gives up, and next_attempt_at is the lease that keeps two engines from sending it twice.
 CREATE TABLE IF NOT EXISTS auth.oidc_logout_deliveries (
     id              TEXT PRIMARY KEY,
     client_id       TEXT NOT NULL,
     uri             TEXT NOT NULL,
-    logout_token    TEXT NOT NULL,
+    claims          TEXT NOT NULL,
+    alg             TEXT NOT NULL,
     attempts        BIGINT NOT NULL DEFAULT 0,
     next_attempt_at TIMESTAMPTZ NOT NULL,
     last_error      TEXT,

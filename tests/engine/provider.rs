@@ -238,6 +238,9 @@ pub async fn backchannel_logout(b: Backend) {
     assert_eq!(claims["sub"], id_claims["sub"]);
     assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object(), "{claims}");
     assert!(claims.get("nonce").is_none() && claims["jti"].is_string() && claims["iat"].is_i64());
+    // Signed when sent, not when queued: still valid though queued long before.
+    let now = chrono::Utc::now().timestamp();
+    assert!(claims["exp"].as_i64().expect("exp") > now && claims["iat"].as_i64().expect("iat") >= now - 30, "{claims}");
     // Its signature verifies with the published key it names.
     let jwks: Value = client().get(e2.at("/.well-known/jwks.json")).send().await.expect("jwks").json().await.expect("json");
     let jwk = jwks["keys"].as_array().expect("keys").iter().find(|k| k["kid"] == header["kid"]).expect("kid published").clone();
@@ -363,6 +366,29 @@ pub async fn provider_malformed_requests(b: Backend) {
     assert_eq!(r.status(), 200);
     let body = r.text().await.expect("body").replace("&#x2f;", "/");
     assert!(body.contains(&format!("action=\"{CALLBACK}\"")) && body.contains("name=\"error\" value=\"invalid_request\""), "{body}");
+
+    // A POSTed authorization request (cross-site: no SameSite=Lax cookie) comes back as a GET.
+    let r = c.post(e.at("/auth/authorize")).form(&[("client_id", client_id.as_str()), ("response_type", "code")]).send().await.expect("POST authorize");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"].to_str().expect("ascii"), format!("/auth/authorize?client_id={client_id}&response_type=code"));
+
+    // A parked request belongs to the browser that made it: another one cannot sign in for it.
+    let first = Browser::new(&e);
+    let (_, login_url, _) = first.get(&auth_url(&e, &client_id, &challenge, "")).await;
+    assert!(login_url.starts_with("/auth/login?login_challenge="), "{login_url}");
+    let (_, _, own) = first.get(&login_url).await;
+    assert!(own.contains("name=\"login_challenge\"") && own.contains("Test RP"), "{own}");
+    let stranger = Browser::new(&e);
+    let (_, _, other) = stranger.get(&login_url).await;
+    assert!(!other.contains("name=\"login_challenge\"") && !other.contains("Test RP"), "another browser was offered the request: {other}");
+    let mut form = hidden_fields(&other);
+    form.push(("login_challenge".into(), param(&e.at(&login_url), "login_challenge").expect("challenge")));
+    form.push(("email".into(), EMAIL.into()));
+    form.push(("password".into(), PASSWORD.into()));
+    let (s, loc, _) = stranger.post("/auth/login", &form).await;
+    assert_eq!(s, 303);
+    assert!(!loc.starts_with("/auth/authorize/resume"), "another browser's sign-in was accepted for the request: {loc}");
+    db.exec("DELETE FROM auth.oidc_auth_requests").await;
 
     // Token endpoint.
     let auth = Some((client_id.as_str(), secret.as_str()));

@@ -117,7 +117,9 @@ impl Identity {
     }
 
     /// `GET` or `POST /auth/authorize`.
-    pub async fn authorize(&self, pairs: Vec<(String, String)>, browser: Option<&(Session, User)>) -> Result<Reply, IdentityError> {
+    /// `binding` is the browser's `assay_authz` cookie: only that browser may sign in for a
+    /// request parked here.
+    pub async fn authorize(&self, pairs: Vec<(String, String)>, browser: Option<&(Session, User)>, binding: &str) -> Result<Reply, IdentityError> {
         // Until the client and redirect URI are known to be right, every error is a page.
         let pairs_ok = Params::new(pairs);
         let client_id = match &pairs_ok {
@@ -159,7 +161,9 @@ impl Identity {
             let auth_time = parse_time(&s.created_at);
             let too_old = request.max_age.is_some_and(|m| now_secs() - auth_time > m);
             let other_user = request.login_hint.as_deref().is_some_and(|h| !h.eq_ignore_ascii_case(&u.email) && h != u.id);
-            let fresh_wanted = request.prompts("login") || request.prompts("select_account");
+            // acr "0" is a session's single sign-on, "1" a sign-in made for this request.
+            let wants_interactive = request.acr_values.iter().any(|a| a == "1") && !request.acr_values.iter().any(|a| a == "0");
+            let fresh_wanted = request.prompts("login") || request.prompts("select_account") || wants_interactive;
             (!too_old && !other_user && !fresh_wanted).then(|| Login {
                 user_id: u.id.clone(),
                 session_id: s.id.clone(),
@@ -169,10 +173,10 @@ impl Identity {
             })
         });
         match login {
-            Some(login) => self.after_login(&client, request, None, login, None, false).await,
+            Some(login) => self.after_login(&client, request, None, binding, login, None, false).await,
             None if request.prompts("none") => Ok(self.error_to(&target, &OAuthError::login_required("no session can answer for the user"))),
             None => {
-                let challenge = self.park(&request).await?;
+                let challenge = self.park(&request, binding).await?;
                 Ok(Reply::redirect(with_params(LOGIN_PATH, &[("login_challenge", &challenge)])))
             }
         }
@@ -240,7 +244,7 @@ impl Identity {
         };
         let mut login_hint = p.get("login_hint").map(str::to_string);
         if let Some(hint) = p.get("id_token_hint") {
-            let expect = super::jwt::Expect { issuer: Some(self.issuer().to_string()), allow_expired: true, ..Default::default() };
+            let expect = super::jwt::Expect { issuer: Some(self.issuer().to_string()), typ: Some("JWT".into()), allow_expired: true, ..Default::default() };
             let claims = self.verify_jwt(hint, &expect).await.map_err(|_| OAuthError::invalid_request("id_token_hint is not an ID token of this provider"))?;
             if let Some(sub) = claims["sub"].as_str() {
                 login_hint = Some(sub.to_string());
@@ -270,7 +274,8 @@ impl Identity {
     }
 
     /// The request, once a user is known: consent, then the code.
-    async fn after_login(&self, client: &Client, request: AuthRequest, challenge: Option<&str>, login: Login, granted: Option<Vec<String>>, remember: bool) -> Result<Reply, IdentityError> {
+    #[allow(clippy::too_many_arguments)]
+    async fn after_login(&self, client: &Client, request: AuthRequest, challenge: Option<&str>, binding: &str, login: Login, granted: Option<Vec<String>>, remember: bool) -> Result<Reply, IdentityError> {
         let target = Target { redirect_uri: &request.redirect_uri, state: request.state.as_deref(), form_post: request.response_mode == "form_post" };
         let scopes = match granted {
             Some(granted) => {
@@ -293,30 +298,34 @@ impl Identity {
             }
             let challenge = match challenge {
                 Some(c) => c.to_string(),
-                None => self.park(&request).await?,
+                None => self.park(&request, binding).await?,
             };
             self.set_login(&challenge, &login).await?;
             return Ok(Reply::redirect(with_params(CONSENT_PATH, &[("consent_challenge", &challenge)])));
         };
         if let Some(c) = challenge {
-            self.forget_request(c).await?;
+            // Two resumes racing: only the one that removes the request gets a code.
+            if !self.forget_request(c).await? {
+                return Ok(Reply::error_page(400, "invalid_request", "this sign-in request was already completed"));
+            }
         }
         let code = self.issue_code(&request, &login, &scopes).await?;
         Ok(self.respond_to(&target, &[("code", &code)]))
     }
 
     /// Parks a request; returns its challenge.
-    async fn park(&self, request: &AuthRequest) -> Result<String, IdentityError> {
+    async fn park(&self, request: &AuthRequest, binding: &str) -> Result<String, IdentityError> {
         let challenge = random_token(32);
         let json = serde_json::to_string(request).map_err(|e| IdentityError::Internal(e.to_string()))?;
         let now = Timestamp::now();
         with_pool!(&self.db, pool => {
             // Expired requests go on the way (an index on expires_at keeps this cheap).
             sqlx::query("DELETE FROM auth.oidc_auth_requests WHERE expires_at < $1").bind(now).execute(pool).await?;
-            sqlx::query("INSERT INTO auth.oidc_auth_requests (challenge_hash, client_id, request, stage, created_at, expires_at) VALUES ($1, $2, $3, 'login', $4, $5)")
+            sqlx::query("INSERT INTO auth.oidc_auth_requests (challenge_hash, client_id, request, browser_hash, stage, created_at, expires_at) VALUES ($1, $2, $3, $4, 'login', $5, $6)")
                 .bind(sha256_hex(challenge.as_bytes()))
                 .bind(&request.client_id)
                 .bind(&json)
+                .bind(sha256_hex(binding.as_bytes()))
                 .bind(now)
                 .bind(later(self.config.auth.oidc_provider.request_ttl_secs))
                 .execute(pool)
@@ -341,13 +350,14 @@ impl Identity {
         Ok(())
     }
 
-    async fn forget_request(&self, challenge: &str) -> Result<(), IdentityError> {
-        with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.oidc_auth_requests WHERE challenge_hash = $1")
+    /// Removes a parked request; false when it was already gone.
+    async fn forget_request(&self, challenge: &str) -> Result<bool, IdentityError> {
+        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.oidc_auth_requests WHERE challenge_hash = $1")
             .bind(sha256_hex(challenge.as_bytes()))
             .execute(pool)
             .await
-            .map(|_| ()))?;
-        Ok(())
+            .map(|r| r.rows_affected()))?;
+        Ok(n > 0)
     }
 
     /// The parked request a challenge names, unless it expired.
@@ -357,7 +367,7 @@ impl Identity {
         }
         let row = with_pool!(&self.db, pool => {
             match sqlx::query(
-                "SELECT request, stage, user_id, session_id, auth_time, amr, acr, granted_scopes, remember, error FROM auth.oidc_auth_requests \
+                "SELECT request, browser_hash, stage, user_id, session_id, auth_time, amr, acr, granted_scopes, remember, error FROM auth.oidc_auth_requests \
                  WHERE challenge_hash = $1 AND expires_at > $2")
                 .bind(sha256_hex(challenge.as_bytes()))
                 .bind(Timestamp::now())
@@ -372,6 +382,7 @@ impl Identity {
                     let error: Option<String> = r.try_get("error")?;
                     Some(Parked {
                         request: serde_json::from_str(&request).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                        browser_hash: r.try_get("browser_hash")?,
                         stage: r.try_get("stage")?,
                         user_id: r.try_get("user_id")?,
                         session_id: r.try_get("session_id")?,
@@ -428,12 +439,12 @@ impl Identity {
             acr: p.acr.clone().unwrap_or_else(|| "1".into()),
         };
         let granted = if p.stage == "done" { p.granted.clone() } else { None };
-        self.after_login(&client, request, Some(challenge), login, granted, p.remember).await
+        self.after_login(&client, request, Some(challenge), "", login, granted, p.remember).await
     }
 
     /// What the login flow needs to know of a parked request.
-    pub async fn login_request(&self, challenge: &str) -> Result<Value, IdentityError> {
-        let p = self.parked(challenge).await?.ok_or_else(|| IdentityError::NotFound("no pending sign-in request with that challenge".into()))?;
+    pub async fn login_request(&self, challenge: &str, binding: &str) -> Result<Value, IdentityError> {
+        let p = self.parked_for(challenge, binding).await?;
         let client = self.get_client(&p.request.client_id).await?;
         Ok(json!({
             "challenge": challenge,
@@ -448,8 +459,8 @@ impl Identity {
     }
 
     /// The login flow signed `browser` in for the request: record who, and where to go next.
-    pub async fn accept_login(&self, challenge: &str, browser: &(Session, User), amr: Option<Vec<String>>, acr: Option<String>) -> Result<String, IdentityError> {
-        let p = self.parked(challenge).await?.ok_or_else(|| IdentityError::NotFound("no pending sign-in request with that challenge".into()))?;
+    pub async fn accept_login(&self, challenge: &str, binding: &str, browser: &(Session, User), amr: Option<Vec<String>>, acr: Option<String>) -> Result<String, IdentityError> {
+        let p = self.parked_for(challenge, binding).await?;
         if p.stage != "login" {
             return Err(IdentityError::Conflict("this request's login was already handled".into()));
         }
@@ -466,11 +477,11 @@ impl Identity {
     }
 
     /// Ends a parked request with an error for the client (`access_denied` by default).
-    pub async fn reject_request(&self, challenge: &str, error: &str, description: &str) -> Result<String, IdentityError> {
+    pub async fn reject_request(&self, challenge: &str, binding: &str, error: &str, description: &str) -> Result<String, IdentityError> {
         if !FLOW_ERRORS.contains(&error) {
             return Err(IdentityError::invalid("error", format!("must be one of {}", FLOW_ERRORS.join(", "))));
         }
-        self.parked(challenge).await?.ok_or_else(|| IdentityError::NotFound("no pending sign-in request with that challenge".into()))?;
+        self.parked_for(challenge, binding).await?;
         let err = serde_json::to_string(&(error, description)).map_err(|e| IdentityError::Internal(e.to_string()))?;
         with_pool!(&self.db, pool => sqlx::query("UPDATE auth.oidc_auth_requests SET error = $2 WHERE challenge_hash = $1")
             .bind(sha256_hex(challenge.as_bytes()))
@@ -521,6 +532,17 @@ impl Identity {
         Ok(with_params(RESUME_PATH, &[("challenge", challenge)]))
     }
 
+    /// A parked request made by the browser whose `assay_authz` cookie is `binding`.
+    async fn parked_for(&self, challenge: &str, binding: &str) -> Result<Parked, IdentityError> {
+        let missing = || IdentityError::NotFound("no pending sign-in request with that challenge for this browser".into());
+        let p = self.parked(challenge).await?.ok_or_else(missing)?;
+        let same = crate::stdlib::crypto::constant_time_eq(p.browser_hash.as_bytes(), sha256_hex(binding.as_bytes()).as_bytes());
+        if binding.is_empty() || !same {
+            return Err(missing());
+        }
+        Ok(p)
+    }
+
     /// A parked request past its login, that `browser`'s session signed in for.
     async fn bound(&self, challenge: &str, browser: Option<&(Session, User)>) -> Result<Parked, IdentityError> {
         let p = self.parked(challenge).await?.ok_or_else(|| IdentityError::NotFound("no pending consent request with that challenge".into()))?;
@@ -563,6 +585,7 @@ impl Identity {
 
 struct Parked {
     request: AuthRequest,
+    browser_hash: String,
     stage: String,
     user_id: Option<String>,
     session_id: Option<String>,

@@ -68,6 +68,19 @@ fn standard_claim(user: &User, name: &str) -> Option<Value> {
     }
 }
 
+/// The scope whose consent covers a standard claim.
+fn scope_of(claim: &str) -> Option<&'static str> {
+    match claim {
+        "name" | "preferred_username" | "updated_at" => Some("profile"),
+        c if PROFILE_FROM_METADATA.contains(&c) => Some("profile"),
+        "email" | "email_verified" => Some("email"),
+        "groups" => Some("groups"),
+        "address" => Some("address"),
+        "phone_number" | "phone_number_verified" => Some("phone"),
+        _ => None,
+    }
+}
+
 /// The claims of `scopes`, plus the standard claims `requested` (a member of the `claims`
 /// request parameter: `{"email": null, "picture": {"essential": true}}`) names.
 pub fn user_claims(user: &User, scopes: &[String], requested: Option<&Value>) -> Map<String, Value> {
@@ -88,8 +101,10 @@ pub fn user_claims(user: &User, scopes: &[String], requested: Option<&Value>) ->
     if has(scopes, "phone") {
         names.extend(["phone_number", "phone_number_verified"]);
     }
+    // Only within what the user consented to: the parameter chooses among the granted
+    // scopes' claims, it never widens them.
     if let Some(Value::Object(req)) = requested {
-        names.extend(req.keys().map(String::as_str).filter(|k| super::discovery::CLAIMS.contains(k)));
+        names.extend(req.keys().map(String::as_str).filter(|k| scope_of(k).is_some_and(|s| has(scopes, s))));
     }
     let mut out = Map::new();
     out.insert("sub".into(), json!(user.id));

@@ -25,6 +25,8 @@ pub fn endpoint(config: &Config, path: &str) -> String {
 pub fn document(config: &Config) -> Value {
     let algs = super::keys::ALGORITHMS;
     let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+    // Introspection is for clients that can authenticate; a public client may revoke its own.
+    let introspection_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
     let assertion_algs = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
     json!({
         "issuer": config.auth.issuer,
@@ -46,11 +48,10 @@ pub fn document(config: &Config) -> Value {
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
-        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": introspection_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": ["none"],
-        "request_object_signing_alg_values_supported": ["none"],
         "claim_types_supported": ["normal"],
         "claims_parameter_supported": true,
         "request_parameter_supported": false,

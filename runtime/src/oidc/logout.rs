@@ -40,7 +40,8 @@ impl Identity {
         let hint = match p.get("id_token_hint") {
             None => None,
             Some(t) => {
-                let expect = Expect { issuer: Some(self.config.auth.issuer.clone()), allow_expired: true, ..Default::default() };
+                // An ID token (typ JWT), not an access or Logout Token of this provider.
+                let expect = Expect { issuer: Some(self.config.auth.issuer.clone()), typ: Some("JWT".into()), allow_expired: true, ..Default::default() };
                 match self.verify_jwt(t, &expect).await {
                     Ok(c) => Some(c),
                     Err(IdentityError::InvalidJwt(why)) => return Ok(Reply::error_page(400, "invalid_request", &format!("id_token_hint is not an ID token of this provider ({why})"))),
@@ -129,31 +130,35 @@ impl Identity {
             let now = Timestamp::now();
             let mut deliveries = Vec::new();
             for (client_id, user_id, settings) in rows {
-                let settings: super::clients::Settings = serde_json::from_str(&settings).map_err(|e| IdentityError::Internal(e.to_string()))?;
+                let settings: super::clients::Settings = match serde_json::from_str(&settings) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(client_id, error = %e, "a client's settings do not parse; no Logout Token for it");
+                        continue;
+                    }
+                };
                 let Some(uri) = settings.backchannel_logout_uri else { continue };
-                let iat = now_secs();
+                // iat and exp are set when it is signed, at each attempt.
                 let claims = json!({
                     "iss": self.config.auth.issuer,
                     "aud": client_id,
-                    "iat": iat,
-                    "exp": iat + 120,
                     "jti": random_token(16),
                     "sub": user_id,
                     "sid": sid,
                     "events": { EVENT: {} },
                 });
-                let token = self.sign_jwt(&settings.id_token_signed_response_alg, Some("logout+jwt"), &claims).await?;
-                deliveries.push((client_id, uri, token));
+                deliveries.push((client_id, uri, claims.to_string(), settings.id_token_signed_response_alg));
             }
             queued += deliveries.len();
             with_pool!(&self.db, pool => {
                 let mut tx = pool.begin().await?;
-                for (client_id, uri, token) in &deliveries {
-                    sqlx::query("INSERT INTO auth.oidc_logout_deliveries (id, client_id, uri, logout_token, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $5)")
+                for (client_id, uri, claims, alg) in &deliveries {
+                    sqlx::query("INSERT INTO auth.oidc_logout_deliveries (id, client_id, uri, claims, alg, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
                         .bind(ids::new_id())
                         .bind(client_id)
                         .bind(uri)
-                        .bind(token)
+                        .bind(claims)
+                        .bind(alg)
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
@@ -175,15 +180,18 @@ impl Identity {
     /// Sends the Logout Tokens that are due; returns how many were delivered.
     pub async fn deliver_logout_tokens(&self, http: &reqwest::Client) -> Result<usize, IdentityError> {
         let now = Timestamp::now();
-        let due: Vec<(String, String, String, i64, Timestamp)> = with_pool!(&self.db, pool => {
-            let rows = sqlx::query("SELECT id, uri, logout_token, attempts, next_attempt_at FROM auth.oidc_logout_deliveries WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 50")
+        type Due = (String, String, String, String, i64, Timestamp);
+        let due: Vec<Due> = with_pool!(&self.db, pool => {
+            let rows = sqlx::query("SELECT id, uri, claims, alg, attempts, next_attempt_at FROM auth.oidc_logout_deliveries WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 50")
                 .bind(now)
                 .fetch_all(pool)
                 .await?;
-            rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("uri")?, r.try_get("logout_token")?, r.try_get("attempts")?, r.try_get("next_attempt_at")?))).collect::<Result<Vec<_>, sqlx::Error>>()?
+            rows.iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("uri")?, r.try_get("claims")?, r.try_get("alg")?, r.try_get("attempts")?, r.try_get("next_attempt_at")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
         });
         let mut delivered = 0;
-        for (id, uri, token, attempts, was) in due {
+        for (id, uri, claims, alg, attempts, was) in due {
             // Take the lease; another engine that read the same row loses here.
             let leased = with_pool!(&self.db, pool => sqlx::query("UPDATE auth.oidc_logout_deliveries SET next_attempt_at = $3 WHERE id = $1 AND next_attempt_at = $2")
                 .bind(&id)
@@ -195,6 +203,11 @@ impl Identity {
             if leased == 0 {
                 continue;
             }
+            let mut claims: Value = serde_json::from_str(&claims).map_err(|e| IdentityError::Internal(e.to_string()))?;
+            let iat = now_secs();
+            claims["iat"] = json!(iat);
+            claims["exp"] = json!(iat + 120);
+            let token = self.sign_jwt(&alg, Some("logout+jwt"), &claims).await?;
             let sent = http
                 .post(&uri)
                 .form(&[("logout_token", token.as_str())])

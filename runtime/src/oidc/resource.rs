@@ -90,11 +90,11 @@ impl Identity {
     }
 
     /// Introspection and revocation authenticate the client the same way; a public client
-    /// has no credentials to show.
-    async fn token_client(&self, req: &FlowRequest, p: &Params, path: &str) -> Result<Result<super::clients::Client, Reply>, IdentityError> {
+    /// has no credentials to show, and may only revoke (its own tokens, RFC 7009 §5).
+    async fn token_client(&self, req: &FlowRequest, p: &Params, path: &str, public_ok: bool) -> Result<Result<super::clients::Client, Reply>, IdentityError> {
         let endpoint = super::discovery::endpoint(&self.config, path);
         match self.authenticate_client(req, p, &endpoint).await {
-            Ok(a) if a.method == "none" => Ok(Err(OAuthError::invalid_client("this endpoint needs an authenticated client").reply())),
+            Ok(a) if a.method == "none" && !public_ok => Ok(Err(OAuthError::invalid_client("this endpoint needs an authenticated client").reply())),
             Ok(a) => Ok(Ok(a.client)),
             Err(Outcome::Failed(f)) => Ok(Err(f.reply())),
             Err(Outcome::Fault(e)) => Err(e),
@@ -107,7 +107,7 @@ impl Identity {
             Ok(p) => p,
             Err(e) => return Ok(e.reply()),
         };
-        if let Err(reply) = self.token_client(req, &p, "/auth/oauth2/introspect").await? {
+        if let Err(reply) = self.token_client(req, &p, "/auth/oauth2/introspect", false).await? {
             return Ok(reply);
         }
         let Some(token) = p.get("token") else { return Ok(OAuthError::invalid_request("the request has no token").reply()) };
@@ -157,7 +157,6 @@ impl Identity {
         };
         Ok(Reply::json(200, json!({
             "active": true,
-            "token_type": "refresh_token",
             "scope": rec.scopes.join(" "),
             "client_id": rec.client_id,
             "sub": rec.user_id,
@@ -175,7 +174,7 @@ impl Identity {
             Ok(p) => p,
             Err(e) => return Ok(e.reply()),
         };
-        let client = match self.token_client(req, &p, "/auth/oauth2/revoke").await? {
+        let client = match self.token_client(req, &p, "/auth/oauth2/revoke", true).await? {
             Ok(c) => c,
             Err(reply) => return Ok(reply),
         };
@@ -194,6 +193,6 @@ impl Identity {
                 self.revoke_grant(&rec.grant_id).await?;
             }
         }
-        Ok(Reply::empty(200))
+        Ok(Reply::empty(200).header("access-control-allow-origin", "*"))
     }
 }

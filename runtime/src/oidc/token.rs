@@ -117,7 +117,9 @@ impl Identity {
                 Reply::json(200, body)
             }
             Err(e) => e.reply(),
-        })
+        }
+        // Browser-based public clients redeem codes from another origin; no cookie is used here.
+        .header("access-control-allow-origin", "*"))
     }
 
     async fn code_grant(&self, client: &Client, p: &Params, hook: &dyn ClaimsHook) -> Result<Result<Issued, OAuthError>, IdentityError> {

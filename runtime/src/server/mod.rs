@@ -73,7 +73,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let kid = identity.ensure_signing_key(crate::oidc::keys::DEFAULT_ALG).await?;
     tracing::info!(kid, alg = crate::oidc::keys::DEFAULT_ALG, "signing key ready");
     spawn_key_maintenance(identity.clone());
-    spawn_logout_delivery(identity.clone(), http_client()?);
+    // A Logout Token is POSTed to the registered URI only: a redirect is a failed delivery.
+    let delivery_client = reqwest::Client::builder()
+        .user_agent(concat!("assay-engine/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(ServeError::Client)?;
+    spawn_logout_delivery(identity.clone(), delivery_client);
     if !identity.mailer.configured() {
         tracing::warn!("no [auth.smtp] configured: recovery and verification links will be written to the log");
     }

@@ -130,6 +130,38 @@ fn hook_chunk(lua: &Lua, name: &str) -> mlua::Result<Option<Function>> {
     Ok(Some(f))
 }
 
+/// The cookie that ties a parked authorization request to the browser that made it.
+const BINDING_COOKIE: &str = "assay_authz";
+
+/// This browser's binding cookie; with `create`, one is made (and set on the response) when the
+/// browser has none.
+fn binding(lua: &Lua, id: &Identity, create: bool) -> mlua::Result<String> {
+    let sent = lua.app_data_ref::<RequestRun>().and_then(|r| r.request.cookie(BINDING_COOKIE)).filter(|v| !v.is_empty() && v.len() <= 128);
+    match sent {
+        Some(v) => Ok(v),
+        None if !create => Ok(String::new()),
+        None => {
+            let value = crate::stdlib::crypto::random_token(32);
+            let set = super::session::cookie(id, BINDING_COOKIE, &value, None)?;
+            if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
+                run.cookies.push(set);
+            }
+            Ok(value)
+        }
+    }
+}
+
+/// A cross-site POST carries no `SameSite=Lax` cookie, so the session would be invisible: the
+/// same request again as a GET (a top-level navigation, which does carry them).
+fn as_get(path: &str, req: &FlowRequest) -> Reply {
+    let pairs = req.form_pairs();
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &pairs {
+        ser.append_pair(k, v);
+    }
+    Reply::redirect(format!("{path}?{}", ser.finish()))
+}
+
 /// The browser's session, if the request carries a live one.
 async fn browser(lua: &Lua, id: &Identity) -> mlua::Result<Option<(Session, User)>> {
     super::session::current(lua, id).await
@@ -168,8 +200,13 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         super::json::from_json(lua, &crate::oidc::discovery::document(&shared.config))
     })?)?;
     endpoint!(m, lua, "authorize", |lua, id, req| {
-        let session = browser(&lua, &id).await?;
-        id.authorize(request_params(&req), session.as_ref()).await
+        if req.method == "POST" {
+            Ok(as_get("/auth/authorize", &req))
+        } else {
+            let session = browser(&lua, &id).await?;
+            let bound = binding(&lua, &id, true)?;
+            id.authorize(request_params(&req), session.as_ref(), &bound).await
+        }
     });
     endpoint!(m, lua, "resume", |lua, id, req| {
         let session = browser(&lua, &id).await?;
@@ -181,19 +218,24 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     endpoint!(m, lua, "introspect", |lua, id, req| { id.introspect(&req).await });
     endpoint!(m, lua, "revoke", |lua, id, req| { id.revoke(&req).await });
     endpoint!(m, lua, "end_session", |lua, id, req| {
-        let session = browser(&lua, &id).await?;
         let mut params = request_params(&req);
-        let confirmed = req.method == "POST"
-            && params.iter().any(|(k, v)| k == "confirm" && v == "yes")
-            && matches!(super::session::check_csrf(&lua, &id).await?, Outcome::Ok(true));
-        params.retain(|(k, _)| k != "confirm" && k != "csrf_token");
-        let csrf = session.as_ref().map(|(s, _)| s.csrf_token.clone());
-        id.end_session(params, session.as_ref(), csrf, confirmed).await
+        let confirming = req.method == "POST" && params.iter().any(|(k, v)| k == "confirm" && v == "yes");
+        if req.method == "POST" && !confirming {
+            // An RP's POSTed logout: see it with the session cookie.
+            Ok(as_get("/auth/oauth2/sessions/logout", &req))
+        } else {
+            let session = browser(&lua, &id).await?;
+            let confirmed = confirming && matches!(super::session::check_csrf(&lua, &id).await?, Outcome::Ok(true));
+            params.retain(|(k, _)| k != "confirm" && k != "csrf_token");
+            let csrf = session.as_ref().map(|(s, _)| s.csrf_token.clone());
+            id.end_session(params, session.as_ref(), csrf, confirmed).await
+        }
     });
     m.set("login_request", lua.create_async_function(|lua, challenge: Option<String>| async move {
         let id = identity(&lua, "oidc.login_request", PHASES)?;
         let challenge = challenge_arg("oidc.login_request", challenge)?;
-        match outcome(id.login_request(&challenge).await)? {
+        let bound = binding(&lua, &id, false)?;
+        match outcome(id.login_request(&challenge, &bound).await)? {
             Outcome::Ok(v) => Ok(Outcome::Ok(super::json::from_json(&lua, &v)?)),
             Outcome::Fail(e) => Ok(Outcome::Fail(e)),
         }
@@ -209,7 +251,8 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         let Some(session) = browser(&lua, &id).await? else {
             return Ok(Outcome::Fail("no_session: sign the user in (session.create) before accepting the login".into()));
         };
-        outcome(id.accept_login(&challenge, &session, amr, acr).await)
+        let bound = binding(&lua, &id, false)?;
+        outcome(id.accept_login(&challenge, &bound, &session, amr, acr).await)
     })?)?;
     for (name, stage) in [("reject_login", "the user cancelled the sign-in"), ("reject_consent", "the user denied the request")] {
         m.set(name, lua.create_async_function(move |lua, (challenge, opts): (Option<String>, Option<Table>)| async move {
@@ -217,7 +260,8 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let id = identity(&lua, &function, PHASES)?;
             let challenge = challenge_arg(&function, challenge)?;
             let (error, description) = rejection(opts.as_ref(), stage)?;
-            outcome(id.reject_request(&challenge, &error, &description).await)
+            let bound = binding(&lua, &id, false)?;
+            outcome(id.reject_request(&challenge, &bound, &error, &description).await)
         })?)?;
     }
     m.set("consent_request", lua.create_async_function(|lua, challenge: Option<String>| async move {
