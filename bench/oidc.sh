@@ -239,7 +239,13 @@ ticks() { # ticks PID...: utime + stime of the processes, in clock ticks
     done
     echo "$t"
 }
-pg_pids() { [ -n "$PG_PID" ] && echo "$PG_PID" $(ps -o pid= --ppid "$PG_PID"); }
+# pg_ticks: CPU of the PostgreSQL server: the postmaster's own and that of its reaped children
+# (cutime + cstime), plus its live children (backends, autovacuum, ...).
+pg_ticks() {
+    local t
+    t=$(awk '{sub(/.*\) /, ""); print $12 + $13 + $14 + $15}' "/proc/$PG_PID/stat")
+    echo $((t + $(ticks $(ps -o pid= --ppid "$PG_PID"))))
+}
 
 cat >"$BENCH_TMP/cc.lua" <<'LUA'
 wrk.method = "POST"
@@ -265,7 +271,7 @@ measure() {
     pids=${PID[$n]}
     t0=$(ticks "$pids")
     pg0=0
-    [ "$n" = engine-pg ] && pg0=$(ticks $(pg_pids))
+    [ "$n" = engine-pg ] && [ -n "$PG_PID" ] && pg0=$(pg_ticks)
     if [ "$grant" = client_credentials ]; then
         local basic
         basic=$(printf '%s:%s' "${CID[$n]}" "${CSECRET[$n]}" | base64 -w0)
@@ -286,7 +292,7 @@ measure() {
     fi
     t1=$(ticks "$pids")
     pg1=0
-    [ "$n" = engine-pg ] && pg1=$(ticks $(pg_pids))
+    [ "$n" = engine-pg ] && [ -n "$PG_PID" ] && pg1=$(pg_ticks)
     local cpu_us pg_us=-
     cpu_us=$(awk -v a="$t0" -v b="$t1" -v n="$requests" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", 1e6 * (b - a) / hz / n }')
     [ "$n" = engine-pg ] && [ -n "$PG_PID" ] && pg_us=$(awk -v a="$pg0" -v b="$pg1" -v n="$requests" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", 1e6 * (b - a) / hz / n }')

@@ -152,16 +152,21 @@ async fn tokens(e: &Engine, client_id: &str, secret: &str) -> (Value, Browser) {
     let b = Browser::new(e);
     let (verifier, challenge) = pkce();
     let (cb, _) = b.authorize(&auth_url(e, client_id, &challenge, "")).await;
-    let code = param(&cb, "code").expect("code");
+    (exchange(e, client_id, secret, &cb, &verifier).await, b)
+}
+
+/// The tokens for the code a callback URL carries.
+async fn exchange(e: &Engine, client_id: &str, secret: &str, callback: &str, verifier: &str) -> Value {
+    let code = param(callback, "code").expect("code");
     let r = client()
         .post(e.at("/auth/token"))
         .basic_auth(client_id, Some(secret))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK), ("code_verifier", &verifier)])
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK), ("code_verifier", verifier)])
         .send()
         .await
         .expect("token");
     assert_eq!(r.status(), 200);
-    (r.json().await.expect("json"), b)
+    r.json().await.expect("json")
 }
 
 /// One HTTP request read off a socket: (request line, body).
@@ -203,6 +208,16 @@ pub async fn backchannel_logout(b: Backend) {
     let (_, id_claims) = jwt_parts(tok["id_token"].as_str().expect("id_token"));
     let sid = id_claims["sid"].as_str().expect("sid in the ID token").to_string();
     assert_eq!(db.count(&format!("SELECT COUNT(*) FROM auth.oidc_sessions WHERE sid = '{sid}'")).await, 1);
+
+    // Signing in again (prompt=login) keeps the session and its sid: no Logout Token for it.
+    let (verifier, challenge) = pkce();
+    let (cb, _) = browser.authorize(&auth_url(&e, &client_id, &challenge, "&prompt=login")).await;
+    let again = exchange(&e, &client_id, &secret, &cb, &verifier).await;
+    let (_, again_claims) = jwt_parts(again["id_token"].as_str().expect("id_token"));
+    assert_eq!(again_claims["sid"], sid.as_str(), "a re-login changed the sid");
+    assert!(again_claims["auth_time"].as_i64() >= id_claims["auth_time"].as_i64());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.oidc_logout_deliveries").await, 0, "a re-login logged the RP out");
 
     // The user signs out on the provider's own page.
     let (_, _, page) = browser.get("/auth/logout").await;

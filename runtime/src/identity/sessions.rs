@@ -76,20 +76,51 @@ fn later(now: Timestamp, secs: u64) -> Timestamp {
 }
 
 impl Identity {
-    /// A new session for `user_id`; returns the cookie value (shown once) and the session.
-    /// `replaces` (the cookie the browser came with) is revoked: a login always gets a new id.
+    /// A session for `user_id`; returns the cookie value (shown once) and the session.
+    /// `replaces` (the cookie the browser came with) stops working: a login always gets a new
+    /// secret. If it was another user's session, that session ends; if it was this user's, it
+    /// is re-keyed and keeps its public id.
     pub async fn create_session(&self, user_id: &str, amr: &[String], ctx: &Context, replaces: Option<&str>) -> Result<(String, Session), IdentityError> {
+        let mut same_sid = None;
         if let Some(old) = replaces {
-            self.revoke_session_by_token(old).await?;
+            match self.load_session(old).await? {
+                // The same user signing in again (prompt=login, max_age, a rotation): the same
+                // session, so the same OIDC sid, under a new secret and CSRF token. The old
+                // cookie dies all the same, and the relying parties holding the sid are not
+                // sent Logout Tokens for a session that goes on.
+                Some((s, u)) if u.id == user_id => same_sid = Some(s.id),
+                _ => {
+                    self.revoke_session_by_token(old).await?;
+                }
+            }
         }
         let cfg = &self.config.auth.session;
         let token = random_token(32);
-        let id = ids::new_id();
+        let id = same_sid.clone().unwrap_or_else(ids::new_id);
         let now = Timestamp::now();
         let expires = later(now, cfg.ttl_secs);
         let idle = later(now, cfg.idle_timeout_secs).min(expires);
         let amr_json = serde_json::to_string(amr).map_err(|e| IdentityError::Internal(e.to_string()))?;
         let user_agent = ctx.user_agent.as_ref().map(|ua| ua.chars().take(512).collect::<String>());
+        if same_sid.is_some() {
+            with_pool!(&self.db, pool => sqlx::query(
+                "UPDATE auth.sessions SET token_hash = $2, csrf_token = $3, created_at = $4, last_seen_at = $4, expires_at = $5, idle_expires_at = $6, \
+                 ip = $7, user_agent = $8, amr = $9 WHERE id = $1")
+                .bind(&id)
+                .bind(sha256_hex(token.as_bytes()))
+                .bind(random_token(32))
+                .bind(now)
+                .bind(expires)
+                .bind(idle)
+                .bind(&ctx.ip)
+                .bind(&user_agent)
+                .bind(&amr_json)
+                .execute(pool)
+                .await
+                .map(|_| ()))?;
+            let session = self.session_by("s.id", &id).await?.map(|(s, _, _)| s).ok_or_else(|| IdentityError::Internal("the re-keyed session vanished".into()))?;
+            return Ok((token, session));
+        }
         with_pool!(&self.db, pool => sqlx::query(
             "INSERT INTO auth.sessions (id, token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, idle_expires_at, ip, user_agent, amr) \
              VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10)")
@@ -157,7 +188,8 @@ impl Identity {
         Ok(found)
     }
 
-    /// The same user and methods under a new id and CSRF token (after a privilege change).
+    /// The same user and methods under a new secret and CSRF token (after a privilege change);
+    /// the public id, which relying parties know as `sid`, stays.
     pub async fn rotate_session(&self, token: &str, ctx: &Context) -> Result<Option<(String, Session)>, IdentityError> {
         let Some((old, user)) = self.load_session(token).await? else { return Ok(None) };
         let (token, session) = self.create_session(&user.id, &old.amr, ctx, Some(token)).await?;
