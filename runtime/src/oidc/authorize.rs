@@ -596,3 +596,39 @@ struct Parked {
     remember: bool,
     error: Option<(String, String)>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_uri_registered;
+
+    fn reg(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn redirect_uris_match_exactly_except_loopback_ports() {
+        let r = reg(&["https://photos.example.com/auth/login", "app.immich:///oauth-callback", "http://127.0.0.1/cb", "http://[::1]/cb?x=1"]);
+        assert!(redirect_uri_registered(&r, "https://photos.example.com/auth/login"));
+        assert!(redirect_uri_registered(&r, "app.immich:///oauth-callback"));
+        // RFC 8252 §7.3: any port on a loopback address.
+        assert!(redirect_uri_registered(&r, "http://127.0.0.1:53412/cb"));
+        assert!(redirect_uri_registered(&r, "http://[::1]:8085/cb?x=1"));
+        for bad in [
+            "https://photos.example.com/auth/login/",
+            "https://photos.example.com/auth/login?x=1",
+            "https://photos.example.com:444/auth/login",
+            "HTTPS://photos.example.com/auth/login",
+            "app.immich:///oauth-callback/x",
+            "http://127.0.0.1:53412/cb/other",
+            "http://127.0.0.1:53412/cb#frag",
+            "http://127.0.0.2:53412/cb",
+            "https://127.0.0.1:53412/cb",
+            "http://[::1]:8085/cb",
+            "",
+        ] {
+            assert!(!redirect_uri_registered(&r, bad), "{bad:?} matched");
+        }
+        // A non-loopback http URI gets no port leniency.
+        assert!(!redirect_uri_registered(&reg(&["http://app.internal/cb"]), "http://app.internal:8080/cb"));
+    }
+}

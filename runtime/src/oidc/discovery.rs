@@ -51,7 +51,6 @@ pub fn document(config: &Config) -> Value {
         "introspection_endpoint_auth_methods_supported": introspection_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "id_token_signing_alg_values_supported": algs,
-        "userinfo_signing_alg_values_supported": ["none"],
         "claim_types_supported": ["normal"],
         "claims_parameter_supported": true,
         "request_parameter_supported": false,

@@ -25,6 +25,11 @@ const MAX_ATTEMPTS: i64 = 12;
 /// How long an engine holds a delivery it is sending before another may try it.
 const LEASE_SECS: u64 = 60;
 
+/// A logout request that cannot be honoured: a page, never a redirect.
+fn refuse(why: &str) -> Reply {
+    Reply::titled_error_page(400, "invalid_request", "This sign-out request cannot be completed", why)
+}
+
 fn retry_delay(attempts: i64) -> u64 {
     (5u64 << attempts.clamp(0, 20)).min(4 * 3600)
 }
@@ -35,7 +40,7 @@ impl Identity {
     pub async fn end_session(&self, pairs: Vec<(String, String)>, browser: Option<&(Session, User)>, csrf: Option<String>, confirmed: bool) -> Result<Reply, IdentityError> {
         let p = match Params::new(pairs) {
             Ok(p) => p,
-            Err(e) => return Ok(Reply::error_page(400, "invalid_request", &e.description)),
+            Err(e) => return Ok(refuse(&e.description)),
         };
         let hint = match p.get("id_token_hint") {
             None => None,
@@ -44,7 +49,7 @@ impl Identity {
                 let expect = Expect { issuer: Some(self.config.auth.issuer.clone()), typ: Some("JWT".into()), allow_expired: true, ..Default::default() };
                 match self.verify_jwt(t, &expect).await {
                     Ok(c) => Some(c),
-                    Err(IdentityError::InvalidJwt(why)) => return Ok(Reply::error_page(400, "invalid_request", &format!("id_token_hint is not an ID token of this provider ({why})"))),
+                    Err(IdentityError::InvalidJwt(why)) => return Ok(refuse(&format!("id_token_hint is not an ID token of this provider ({why})"))),
                     Err(e) => return Err(e),
                 }
             }
@@ -55,7 +60,7 @@ impl Identity {
             _ => None,
         });
         let client_id = match (p.get("client_id"), hint_client.as_deref()) {
-            (Some(a), Some(b)) if a != b => return Ok(Reply::error_page(400, "invalid_request", "client_id differs from the id_token_hint's audience")),
+            (Some(a), Some(b)) if a != b => return Ok(refuse("client_id differs from the id_token_hint's audience")),
             (Some(a), _) => Some(a.to_string()),
             (None, b) => b.map(str::to_string),
         };
@@ -63,16 +68,16 @@ impl Identity {
             None => None,
             Some(id) => match self.get_client(id).await {
                 Ok(c) => Some(c),
-                Err(IdentityError::NotFound(_)) => return Ok(Reply::error_page(400, "invalid_request", "no client is registered with that client_id")),
+                Err(IdentityError::NotFound(_)) => return Ok(refuse("no client is registered with that client_id")),
                 Err(e) => return Err(e),
             },
         };
         let target = match p.get("post_logout_redirect_uri") {
             None => None,
             Some(uri) => match &client {
-                None => return Ok(Reply::error_page(400, "invalid_request", "post_logout_redirect_uri needs id_token_hint or client_id")),
+                None => return Ok(refuse("post_logout_redirect_uri needs id_token_hint or client_id")),
                 Some(c) if c.settings.post_logout_redirect_uris.iter().any(|u| u == uri) => Some(uri.to_string()),
-                Some(_) => return Ok(Reply::error_page(400, "invalid_request", "post_logout_redirect_uri is not registered for this client")),
+                Some(_) => return Ok(refuse("post_logout_redirect_uri is not registered for this client")),
             },
         };
         let done = |ended: bool| {

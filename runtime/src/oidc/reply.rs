@@ -59,10 +59,14 @@ impl Reply {
     /// The error page for a request that cannot be answered at the client's redirect URI
     /// (unknown client, unregistered redirect URI): never a redirect.
     pub fn error_page(status: u16, error: &str, description: &str) -> Reply {
+        Reply::titled_error_page(status, error, "This sign-in request cannot be completed", description)
+    }
+
+    pub fn titled_error_page(status: u16, error: &str, title: &str, description: &str) -> Reply {
         Reply::page(status, "error.html", serde_json::json!({
             "status": status,
             "code": error,
-            "title": "This sign-in request cannot be completed",
+            "title": title,
             "message": description,
             "description": description,
         }))
