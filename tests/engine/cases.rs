@@ -603,6 +603,7 @@ pub async fn bad_flows_stop_startup(b: Backend) {
         (&[("h.lua", "local http = require('assay.http')\nhttp.route('GET', '/healthz', function() end)")], "served by the engine itself"),
         (&[("bad.lua", "local http = require('assay.http')\nhttp.route('BREW', '/auth/x', function() end)")], "unsupported method"),
         (&[("loop.lua", "while true do end")], "budget_exceeded"),
+        (&[("claims.lua", "return { immich_role = 'admin' }")], "a hook flow must return a function (it returned table)"),
     ];
     for (i, (files, expect)) in cases.iter().enumerate() {
         let dir = write_dir(&db, &format!("flows{i}"), files);

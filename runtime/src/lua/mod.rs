@@ -132,7 +132,12 @@ impl LuaHost {
             vm.start_budget(Instant::now() + host.budget);
             let ran = host.run_top_level(&mut vm, index).await;
             vm.stop_budget();
-            let handlers = ran.map_err(|e| load_err(e.to_string()))?;
+            let (handlers, returned) = ran.map_err(|e| load_err(e.to_string()))?;
+            // A hook flow is called for its function: a file that returns none fails here, at
+            // start-up, not at every token.
+            if HOOK_FLOWS.contains(&name.as_str()) && !matches!(returned, Value::Function(_)) {
+                return Err(load_err(format!("a hook flow must return a function (it returned {})", returned.type_name())));
+            }
             for (ordinal, (method, path, _)) in handlers.into_iter().enumerate() {
                 let pattern = flows::PathPattern::parse(&path).map_err(load_err)?;
                 if matches!(path.as_str(), "/healthz" | "/readyz") {
@@ -177,15 +182,15 @@ impl LuaHost {
     }
 
     /// Runs a flow's top level in a fresh environment and returns the handlers it registered.
-    async fn run_top_level(&self, vm: &mut Vm, index: usize) -> mlua::Result<Vec<(String, String, Function)>> {
+    async fn run_top_level(&self, vm: &mut Vm, index: usize) -> mlua::Result<(Vec<(String, String, Function)>, Value)> {
         let flow = &self.flows[index];
         let chunk = vm.chunk(index, &flow.name, &flow.source)?;
         let env = vm.fresh_env()?;
         vm.set_phase(Phase::Load);
         vm.lua.set_app_data(RouteCollector::default());
-        let ran = vm.call::<()>(chunk, env).await;
+        let ran = vm.call::<Value>(chunk, env).await;
         let collected = vm.lua.remove_app_data::<RouteCollector>().map(|c| c.0).unwrap_or_default();
-        ran.map(|_| collected)
+        ran.map(|returned| (collected, returned))
     }
 
     /// Serves one request with the route's flow.
