@@ -109,8 +109,14 @@ impl LuaHost {
     pub async fn new(shared: Arc<Shared>) -> Result<LuaHost, FlowError> {
         let cfg = &shared.config.flows;
         let flows = flows::load_sources(cfg.dir.as_deref())?;
+        // The bundled hooks add nothing (claims.lua returns nil), so only an operator's
+        // override is ever called: a token request without one pays no Lua call for it.
         let hooks = Arc::new(HookSources(
-            flows.iter().filter(|f| HOOK_FLOWS.contains(&f.name.as_str())).map(|f| (f.name.clone(), f.source.clone())).collect(),
+            flows
+                .iter()
+                .filter(|f| HOOK_FLOWS.contains(&f.name.as_str()) && matches!(f.origin, flows::Origin::Override(_)))
+                .map(|f| (f.name.clone(), f.source.clone()))
+                .collect(),
         ));
         let mut host = LuaHost {
             hooks,

@@ -314,16 +314,14 @@ impl Identity {
         let expiry = self.refresh_expiry();
         let ok = with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            // Spend it (a no-op within the grace window, when it is already spent).
-            sqlx::query("UPDATE auth.oidc_refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
+            // Spend it (within the grace window it is spent already and stays so); no row
+            // means the family was revoked meanwhile.
+            let live = sqlx::query("UPDATE auth.oidc_refresh_tokens SET used_at = COALESCE(used_at, $2) WHERE token_hash = $1 AND revoked = FALSE")
                 .bind(&hash)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?;
-            let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auth.oidc_refresh_tokens WHERE token_hash = $1 AND revoked = FALSE")
-                .bind(&hash)
-                .fetch_one(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
             if live == 1 {
                 insert_refresh!(tx, &next, &rec.grant_id, &client.client_id, &user.id, &scopes_text, rec.session_id.as_deref(), rec.auth_time, &amr_text, rec.acr.as_deref(), claims_text.as_deref(), expiry)?;
                 tx.commit().await?;
