@@ -3,7 +3,7 @@
 # PostgreSQL, against the machine's RS256 signing ceiling and against oidc-provider (npm, OpenID
 # Certified), in one run (targets: at least 3x oidc-provider, at least 60 % of the ceiling).
 #
-#   bench/oidc.sh        # ROUNDS=3 DURATION=8 CONNECTIONS=16 CHAINS=16
+#   bench/oidc.sh        # ROUNDS=5 DURATION=6 CONNECTIONS=16 CHAINS=16
 #   ASSAY_BENCH_PG_URL=postgres://... bench/oidc.sh    # an existing, empty PostgreSQL database
 #
 # Servers, all started once and left running, each on its own fixed free port:
@@ -18,7 +18,7 @@
 # Each round, back to back so that the machine's noise falls on all of them alike (the order
 # of the servers is reversed every other round):
 #   ceiling   runtime/examples/sign_ceiling: RS256 signatures/s on nproc threads (aws-lc-rs,
-#             RSA-2048, a ~560-byte signing input), DURATION seconds. A client_credentials
+#             RSA-2048, a 630-byte signing input), DURATION seconds. A client_credentials
 #             answer carries one signature (the access token), a refresh_token answer two (a new
 #             access token and a new ID token), so the ceilings are sigs/s and sigs/s / 2;
 #   client_credentials   wrk -t1 -cCONNECTIONS, POST grant_type=client_credentials&scope=profile
@@ -28,10 +28,10 @@
 #             rotate: none is sent twice); answers other than 200 with three tokens fail the run.
 # Figures per round: req/s, server CPU per request (from /proc/PID/stat; for engine-pg also the
 # PostgreSQL processes' CPU) and the load generator's CPU. The headline ratios are medians of the
-# per-round ratios.
+# per-round ratios. The whole run takes about 4 minutes after the build (ROUNDS=5, DURATION=6).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-8}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-6}
 CONNECTIONS=${CONNECTIONS:-16}
 CHAINS=${CHAINS:-16}
 NODE_DIR=$BENCH_DIR/node
