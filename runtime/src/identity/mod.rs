@@ -31,6 +31,8 @@ pub struct Identity {
     pub signers: crate::oidc::jwt::Signers,
     /// Woken when Logout Tokens are queued, so the deliverer sends them at once.
     pub logout_wakeup: Arc<tokio::sync::Notify>,
+    /// Turns for the OpenID provider's write transactions on SQLite (`sqlite_write_turn`).
+    pub sqlite_writer: tokio::sync::Mutex<()>,
 }
 
 /// Where an identity call comes from, for the audit log and the brute-force counters.
@@ -48,6 +50,6 @@ impl Identity {
         let keys = secrets::ServerKeys::load(&config, &db).await?;
         let hasher = password::Hasher::new(&config.auth.password, &keys)?;
         let mailer = mail::Mailer::new(config.auth.smtp.as_ref())?;
-        Ok(Identity { config, db, hasher, keys, mailer, signers: Default::default(), logout_wakeup: Default::default() })
+        Ok(Identity { config, db, hasher, keys, mailer, signers: Default::default(), logout_wakeup: Default::default(), sqlite_writer: Default::default() })
     }
 }

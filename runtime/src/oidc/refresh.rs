@@ -5,13 +5,16 @@
 
 use sqlx::Row;
 
+use crate::identity::users::User;
 use crate::identity::{Identity, IdentityError};
 use crate::storage::Timestamp;
 use crate::with_pool;
 
-/// A stored refresh token, with its grant's state.
+/// A stored refresh token, with its grant's state and its user (read in the same query: a
+/// refresh is the token endpoint's hot path).
 #[derive(Debug, Clone)]
 pub struct RefreshRecord {
+    pub user: User,
     pub grant_id: String,
     pub client_id: String,
     pub user_id: String,
@@ -31,7 +34,9 @@ impl Identity {
         let found = with_pool!(&self.db, pool => {
             match sqlx::query(
                 "SELECT r.grant_id, r.client_id, r.user_id, r.scopes, r.session_id, r.auth_time, r.amr, r.acr, r.claims, r.expires_at, r.used_at, \
-                 r.revoked, g.revoked_at FROM auth.oidc_refresh_tokens r JOIN auth.oidc_grants g ON g.id = r.grant_id WHERE r.token_hash = $1")
+                 r.revoked, g.revoked_at, u.id, u.email, u.email_verified, u.display_name, u.disabled, u.roles, u.metadata, u.password_hash, \
+                 u.created_at, u.updated_at FROM auth.oidc_refresh_tokens r JOIN auth.oidc_grants g ON g.id = r.grant_id \
+                 JOIN auth.users u ON u.id = r.user_id WHERE r.token_hash = $1")
                 .bind(token_hash)
                 .fetch_optional(pool)
                 .await?
@@ -44,6 +49,7 @@ impl Identity {
                     let grant_revoked: Option<Timestamp> = r.try_get("revoked_at")?;
                     let revoked: bool = r.try_get("revoked")?;
                     Some(RefreshRecord {
+                        user: crate::identity::users::from_row(&r)?.0,
                         grant_id: r.try_get("grant_id")?,
                         client_id: r.try_get("client_id")?,
                         user_id: r.try_get("user_id")?,
@@ -66,6 +72,7 @@ impl Identity {
     /// Ends a grant and every refresh token of its family; returns whether it was live.
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<bool, IdentityError> {
         let now = Timestamp::now();
+        let _turn = self.sqlite_write_turn().await;
         let n = with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query("UPDATE auth.oidc_grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
@@ -118,5 +125,18 @@ impl Identity {
                 .await?;
         });
         Ok(())
+    }
+}
+
+impl Identity {
+    /// SQLite has one writer at a time, and a second one that finds the write lock taken sleeps
+    /// in SQLite's busy handler (milliseconds at a time). The token endpoint's write
+    /// transactions take turns here instead, queueing in this process without sleeping.
+    /// PostgreSQL needs no turn.
+    pub async fn sqlite_write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.db {
+            crate::storage::Db::Sqlite(_) => Some(self.sqlite_writer.lock().await),
+            crate::storage::Db::Postgres(_) => None,
+        }
     }
 }

@@ -150,11 +150,10 @@ impl Identity {
         if rec.revoked || rec.used_at.is_some() || rec.expires_at.0 <= now.0 {
             return Ok(inactive());
         }
-        let username = match self.get_user(&rec.user_id).await {
-            Ok(u) if !u.disabled => u.email,
-            Ok(_) | Err(IdentityError::NotFound(_)) => return Ok(inactive()),
-            Err(e) => return Err(e),
-        };
+        if rec.user.disabled {
+            return Ok(inactive());
+        }
+        let username = rec.user.email.clone();
         Ok(Reply::json(200, json!({
             "active": true,
             "scope": rec.scopes.join(" "),

@@ -211,6 +211,7 @@ impl Identity {
         };
         let issued = self.sign_user_tokens(&subject, hook).await?;
         let now = Timestamp::now();
+        let turn = self.sqlite_write_turn().await;
         let claimed = with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query("UPDATE auth.oidc_authorization_codes SET used_at = $2, grant_id = $3 WHERE code_hash = $1 AND used_at IS NULL")
@@ -249,6 +250,7 @@ impl Identity {
             }
             n == 1
         });
+        drop(turn);
         if !claimed {
             return Ok(Err(OAuthError::invalid_grant("the code was already used")));
         }
@@ -290,13 +292,12 @@ impl Identity {
                 asked
             }
         };
-        let user = match self.get_user(&rec.user_id).await {
-            Ok(u) if !u.disabled => u,
-            Ok(_) | Err(IdentityError::NotFound(_)) => return Ok(Err(OAuthError::invalid_grant("the user is disabled or gone"))),
-            Err(e) => return Err(e),
-        };
+        if rec.user.disabled {
+            return Ok(Err(OAuthError::invalid_grant("the user is disabled")));
+        }
+        let user = &rec.user;
         let subject = Subject {
-            user: &user,
+            user,
             client,
             grant_id: &rec.grant_id,
             scopes: &scopes,
@@ -312,6 +313,7 @@ impl Identity {
         let next = random_token(32);
         let (scopes_text, amr_text, claims_text) = (json_text(&rec.scopes), json_text(&rec.amr), rec.claims.as_ref().map(|c| c.to_string()));
         let expiry = self.refresh_expiry();
+        let turn = self.sqlite_write_turn().await;
         let ok = with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             // Spend it (within the grace window it is spent already and stays so); no row
@@ -330,6 +332,7 @@ impl Identity {
             }
             live == 1
         });
+        drop(turn);
         if !ok {
             return Ok(Err(OAuthError::invalid_grant("the refresh token was revoked")));
         }
