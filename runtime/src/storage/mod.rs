@@ -126,6 +126,8 @@ async fn connect_sqlite(data_dir: &Path, max_connections: u32) -> Result<Db, Sto
     let pool = SqlitePoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
+        // A ping before each checkout buys nothing for a file that cannot go away.
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(move |conn, _meta| {
             let attach = attach.clone();
@@ -146,9 +148,14 @@ async fn connect_postgres(url: &str, max_connections: u32) -> Result<Db, Storage
         .map_err(|source| StorageError::Connect { backend: "postgres", source })?
         .application_name("assay-engine")
         .disable_statement_logging();
+    // No ping before each checkout (sqlx's default): it is a round trip per statement, and
+    // the token endpoint's profile showed it. A connection the server dropped fails its next
+    // statement instead and is replaced; connections are recycled after half an hour anyway.
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .max_lifetime(Duration::from_secs(1800))
         .connect_with(options)
         .await
         .map_err(|source| StorageError::Connect { backend: "postgres", source })?;
