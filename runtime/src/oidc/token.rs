@@ -314,24 +314,54 @@ impl Identity {
         let (scopes_text, amr_text, claims_text) = (json_text(&rec.scopes), json_text(&rec.amr), rec.claims.as_ref().map(|c| c.to_string()));
         let expiry = self.refresh_expiry();
         let turn = self.sqlite_write_turn().await;
-        let ok = with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            // Spend it (within the grace window it is spent already and stays so); no row
-            // means the family was revoked meanwhile.
-            let live = sqlx::query("UPDATE auth.oidc_refresh_tokens SET used_at = COALESCE(used_at, $2) WHERE token_hash = $1 AND revoked = FALSE")
-                .bind(&hash)
+        // Spend it (within the grace window it is spent already and stays so) and insert the
+        // next one, atomically; no row spent means the family was revoked meanwhile.
+        // DIALECT: PostgreSQL does both in one statement (a data-modifying CTE), which saves
+        // three round trips on the hottest path; SQLite has no such CTE and uses a transaction.
+        let ok = match &self.db {
+            crate::storage::Db::Postgres(pool) => {
+                let n = sqlx::query(
+                    "WITH spent AS (UPDATE auth.oidc_refresh_tokens SET used_at = COALESCE(used_at, $13) WHERE token_hash = $14 AND revoked = FALSE RETURNING 1) \
+                     INSERT INTO auth.oidc_refresh_tokens (token_hash, grant_id, client_id, user_id, scopes, session_id, auth_time, amr, acr, claims, created_at, expires_at) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM spent",
+                )
+                .bind(sha256_hex(next.as_bytes()))
+                .bind(&rec.grant_id)
+                .bind(&client.client_id)
+                .bind(&user.id)
+                .bind(&scopes_text)
+                .bind(rec.session_id.as_deref())
+                .bind(rec.auth_time)
+                .bind(&amr_text)
+                .bind(rec.acr.as_deref())
+                .bind(claims_text.as_deref())
                 .bind(now)
-                .execute(&mut *tx)
-                .await?
+                .bind(expiry)
+                .bind(now)
+                .bind(&hash)
+                .execute(pool)
+                .await
+                .map_err(IdentityError::from)?
                 .rows_affected();
-            if live == 1 {
-                insert_refresh!(tx, &next, &rec.grant_id, &client.client_id, &user.id, &scopes_text, rec.session_id.as_deref(), rec.auth_time, &amr_text, rec.acr.as_deref(), claims_text.as_deref(), expiry)?;
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
+                n == 1
             }
-            live == 1
-        });
+            crate::storage::Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let live = sqlx::query("UPDATE auth.oidc_refresh_tokens SET used_at = COALESCE(used_at, $2) WHERE token_hash = $1 AND revoked = FALSE")
+                    .bind(&hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if live == 1 {
+                    insert_refresh!(tx, &next, &rec.grant_id, &client.client_id, &user.id, &scopes_text, rec.session_id.as_deref(), rec.auth_time, &amr_text, rec.acr.as_deref(), claims_text.as_deref(), expiry)?;
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                live == 1
+            }
+        };
         drop(turn);
         if !ok {
             return Ok(Err(OAuthError::invalid_grant("the refresh token was revoked")));
