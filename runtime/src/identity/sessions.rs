@@ -102,28 +102,15 @@ impl Identity {
         let idle = later(now, cfg.idle_timeout_secs).min(expires);
         let amr_json = serde_json::to_string(amr).map_err(|e| IdentityError::Internal(e.to_string()))?;
         let user_agent = ctx.user_agent.as_ref().map(|ua| ua.chars().take(512).collect::<String>());
-        if same_sid.is_some() {
-            with_pool!(&self.db, pool => sqlx::query(
-                "UPDATE auth.sessions SET token_hash = $2, csrf_token = $3, created_at = $4, last_seen_at = $4, expires_at = $5, idle_expires_at = $6, \
-                 ip = $7, user_agent = $8, amr = $9 WHERE id = $1")
-                .bind(&id)
-                .bind(sha256_hex(token.as_bytes()))
-                .bind(random_token(32))
-                .bind(now)
-                .bind(expires)
-                .bind(idle)
-                .bind(&ctx.ip)
-                .bind(&user_agent)
-                .bind(&amr_json)
-                .execute(pool)
-                .await
-                .map(|_| ()))?;
-            let session = self.session_by("s.id", &id).await?.map(|(s, _, _)| s).ok_or_else(|| IdentityError::Internal("the re-keyed session vanished".into()))?;
-            return Ok((token, session));
-        }
-        with_pool!(&self.db, pool => sqlx::query(
+        // The re-key and the insert bind the same parameters in the same places.
+        let sql = if same_sid.is_some() {
+            "UPDATE auth.sessions SET token_hash = $2, csrf_token = $4, created_at = $5, last_seen_at = $5, expires_at = $6, idle_expires_at = $7, \
+             ip = $8, user_agent = $9, amr = $10 WHERE id = $1 AND user_id = $3"
+        } else {
             "INSERT INTO auth.sessions (id, token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, idle_expires_at, ip, user_agent, amr) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10)")
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10)"
+        };
+        with_pool!(&self.db, pool => sqlx::query(sql)
             .bind(&id)
             .bind(sha256_hex(token.as_bytes()))
             .bind(user_id)

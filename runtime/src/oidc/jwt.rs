@@ -81,14 +81,7 @@ impl Identity {
     /// The claims of a token signed by one of the published keys, valid now (`exp`, `nbf`
     /// with a minute of leeway) and matching `expect`; `InvalidJwt` with the reason otherwise.
     pub async fn verify_jwt(&self, token: &str, expect: &Expect) -> Result<serde_json::Value, IdentityError> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err(invalid("not a compact JWS"));
-        };
-        let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).map_err(|_| invalid("bad base64url"));
-        let header: serde_json::Value = serde_json::from_slice(&decode(h)?).map_err(|_| invalid("bad header"))?;
-        let claims: serde_json::Value = serde_json::from_slice(&decode(c)?).map_err(|_| invalid("bad claims"))?;
-        let sig = decode(s)?;
+        let Jws { header, claims, sig, message } = split(token)?;
         let kid = header["kid"].as_str().ok_or_else(|| invalid("no kid"))?;
         let alg = header["alg"].as_str().ok_or_else(|| invalid("no alg"))?;
         let jwk = self
@@ -103,7 +96,6 @@ impl Identity {
         if jwk["alg"].as_str() != Some(alg) {
             return Err(invalid("alg does not match the key"));
         }
-        let message = &token.as_bytes()[..h.len() + 1 + c.len()];
         if !verify_signature(&jwk, alg, message, &sig) {
             return Err(invalid("bad signature"));
         }
@@ -176,6 +168,28 @@ impl Identity {
     }
 }
 
+/// A compact JWS taken apart: header, claims, signature, and the signed bytes.
+struct Jws<'a> {
+    header: serde_json::Value,
+    claims: serde_json::Value,
+    sig: Vec<u8>,
+    message: &'a [u8],
+}
+
+fn split(token: &str) -> Result<Jws<'_>, IdentityError> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid("not a compact JWS"));
+    };
+    let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).map_err(|_| invalid("bad base64url"));
+    Ok(Jws {
+        header: serde_json::from_slice(&decode(h)?).map_err(|_| invalid("bad header"))?,
+        claims: serde_json::from_slice(&decode(c)?).map_err(|_| invalid("bad claims"))?,
+        sig: decode(s)?,
+        message: &token.as_bytes()[..h.len() + 1 + c.len()],
+    })
+}
+
 /// Whether `sig` is `alg`'s signature of `message` under the public `jwk`. Covers what
 /// clients sign assertions with (RS*, PS*, ES256, ES384, EdDSA); the key's type must fit the
 /// algorithm, so an RSA key cannot be used as an HMAC secret or the like.
@@ -214,16 +228,8 @@ pub fn verify_signature(jwk: &serde_json::Value, alg: &str, message: &[u8], sig:
 /// The header and claims of a compact JWS whose signature one key of `jwks` (a JWK Set)
 /// verifies; the key is picked by `kid` when the header names one. Times are not checked here.
 pub fn verify_with_jwks(token: &str, jwks: &serde_json::Value) -> Result<(serde_json::Value, serde_json::Value), IdentityError> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(invalid("not a compact JWS"));
-    };
-    let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).map_err(|_| invalid("bad base64url"));
-    let header: serde_json::Value = serde_json::from_slice(&decode(h)?).map_err(|_| invalid("bad header"))?;
-    let claims: serde_json::Value = serde_json::from_slice(&decode(c)?).map_err(|_| invalid("bad claims"))?;
-    let sig = decode(s)?;
+    let Jws { header, claims, sig, message } = split(token)?;
     let alg = header["alg"].as_str().ok_or_else(|| invalid("no alg"))?;
-    let message = &token.as_bytes()[..h.len() + 1 + c.len()];
     let keys = jwks["keys"].as_array().ok_or_else(|| invalid("the client has no JWK Set"))?;
     let kid = header["kid"].as_str();
     let ok = keys

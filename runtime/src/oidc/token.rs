@@ -385,21 +385,26 @@ impl Identity {
                 asked
             }
         };
-        let now = now_secs();
-        let ttl = self.config.auth.oidc_provider.access_token_ttl_secs as i64;
-        let mut at = Map::new();
-        at.insert("iss".into(), json!(self.config.auth.issuer));
-        at.insert("sub".into(), json!(client.client_id));
-        at.insert("aud".into(), json!(client.client_id));
-        at.insert("client_id".into(), json!(client.client_id));
-        at.insert("iat".into(), json!(now));
-        at.insert("exp".into(), json!(now + ttl));
-        at.insert("jti".into(), json!(random_token(16)));
-        at.insert("scope".into(), json!(scopes.join(" ")));
+        let mut at = self.access_claims(&client.client_id, client, &scopes, random_token(16));
         let extra = hook.claims(HookInput { target: "access_token", user: None, client, scopes: &scopes, grant_type: "client_credentials" }).await?;
         merge_hook(&mut at, extra);
         let access_token = self.sign_jwt(super::keys::DEFAULT_ALG, Some("at+jwt"), &Value::Object(at)).await?;
         Ok(Ok(Issued { access_token, id_token: None, refresh_token: None, scopes }))
+    }
+
+    /// The claims every RFC 9068 access token has.
+    fn access_claims(&self, sub: &str, client: &Client, scopes: &[String], jti: String) -> Map<String, Value> {
+        let now = now_secs();
+        let mut at = Map::new();
+        at.insert("iss".into(), json!(self.config.auth.issuer));
+        at.insert("sub".into(), json!(sub));
+        at.insert("aud".into(), json!(client.client_id));
+        at.insert("client_id".into(), json!(client.client_id));
+        at.insert("iat".into(), json!(now));
+        at.insert("exp".into(), json!(now + self.config.auth.oidc_provider.access_token_ttl_secs as i64));
+        at.insert("jti".into(), json!(jti));
+        at.insert("scope".into(), json!(scopes.join(" ")));
+        at
     }
 
     fn refresh_expiry(&self) -> Timestamp {
@@ -413,15 +418,8 @@ impl Identity {
         let now = now_secs();
         let requested = |member: &str| s.claims.and_then(|c| c.get(member));
 
-        let mut at = Map::new();
-        at.insert("iss".into(), json!(self.config.auth.issuer));
-        at.insert("sub".into(), json!(s.user.id));
-        at.insert("aud".into(), json!(s.client.client_id));
-        at.insert("client_id".into(), json!(s.client.client_id));
-        at.insert("iat".into(), json!(now));
-        at.insert("exp".into(), json!(now + cfg.access_token_ttl_secs as i64));
-        at.insert("jti".into(), json!(format!("{}.{}", s.grant_id, random_token(12))));
-        at.insert("scope".into(), json!(s.scopes.join(" ")));
+        // The grant id leads the jti, so revoking the grant reaches its access tokens.
+        let mut at = self.access_claims(&s.user.id, s.client, s.scopes, format!("{}.{}", s.grant_id, random_token(12)));
         at.insert("auth_time".into(), json!(s.auth_time));
         if let Some(acr) = s.acr {
             at.insert("acr".into(), json!(acr));
