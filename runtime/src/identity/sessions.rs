@@ -188,13 +188,10 @@ impl Identity {
         Ok(!ended.is_empty())
     }
 
-    /// Deletes the sessions whose `column` is `value` and tells the OpenID provider, which
-    /// sends back-channel Logout Tokens for them. Returns their ids.
+    /// Deletes the sessions whose `column` is `value`; the OpenID provider's bookkeeping for
+    /// them (Logout Tokens, session-bound grants) goes in the same transaction. Returns their ids.
     async fn delete_sessions(&self, column: &'static str, value: &str) -> Result<Vec<String>, IdentityError> {
-        let sql = format!("DELETE FROM auth.sessions WHERE {column} = $1 RETURNING id");
-        let ids: Vec<String> = with_pool!(&self.db, pool => sqlx::query_scalar(&sql).bind(value).fetch_all(pool).await)?;
-        self.sessions_ended(&ids).await?;
-        Ok(ids)
+        self.end_sessions(column, value).await
     }
 
     pub async fn revoke_session(&self, id: &str) -> Result<(), IdentityError> {

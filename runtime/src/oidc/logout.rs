@@ -1,7 +1,7 @@
 //! Logout: RP-Initiated Logout 1.0 at the `end_session_endpoint`, and Back-Channel Logout 1.0.
 //!
 //! When a browser session ends, however it ends (this endpoint, the logout page, an admin
-//! revoking it, a new login replacing it), every client that got an ID token in it and has a
+//! revoking it, another user signing in in that browser), in the same transaction every client that got an ID token in it and has a
 //! `backchannel_logout_uri` is sent a signed Logout Token. Tokens wait in
 //! `auth.oidc_logout_deliveries` until delivered, so a restart or a client that is down loses
 //! none; the `next_attempt_at` lease keeps two engines from sending the same one. Grants bound
@@ -117,69 +117,68 @@ impl Identity {
         })))
     }
 
-    /// Called once sessions have ended: queue a Logout Token for each client of each, end the
-    /// grants bound to them, and wake the deliverer.
-    pub async fn sessions_ended(&self, sids: &[String]) -> Result<(), IdentityError> {
-        if sids.is_empty() {
-            return Ok(());
-        }
-        let mut queued = 0;
-        for sid in sids {
-            let rows: Vec<(String, String, String)> = with_pool!(&self.db, pool => {
+    /// Ends the browser sessions whose `column` is `value` and, in the same transaction, queues
+    /// a Logout Token for each client that got an ID token in one of them and ends the grants
+    /// bound to them: either all of it happens or none. Returns the ended sessions' ids.
+    pub async fn end_sessions(&self, column: &'static str, value: &str) -> Result<Vec<String>, IdentityError> {
+        let delete = format!("DELETE FROM auth.sessions WHERE {column} = $1 RETURNING id");
+        // Grants without offline_access live only as long as the session.
+        let bound = "SELECT id FROM auth.oidc_grants WHERE session_id = $1 AND revoked_at IS NULL AND scopes NOT LIKE '%\"offline_access\"%'";
+        let revoke_tokens = format!("UPDATE auth.oidc_refresh_tokens SET revoked = TRUE WHERE grant_id IN ({bound})");
+        let revoke_grants = format!("UPDATE auth.oidc_grants SET revoked_at = $2 WHERE id IN ({bound})");
+        let now = Timestamp::now();
+        let (sids, queued) = with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let sids: Vec<String> = sqlx::query_scalar(&delete).bind(value).fetch_all(&mut *tx).await?;
+            let mut queued = 0;
+            for sid in &sids {
                 let rows = sqlx::query("SELECT s.client_id, s.user_id, c.settings FROM auth.oidc_sessions s JOIN auth.oidc_clients c ON c.client_id = s.client_id WHERE s.sid = $1")
                     .bind(sid)
-                    .fetch_all(pool)
+                    .fetch_all(&mut *tx)
                     .await?;
-                rows.iter().map(|r| Ok((r.try_get("client_id")?, r.try_get("user_id")?, r.try_get("settings")?))).collect::<Result<Vec<_>, sqlx::Error>>()?
-            });
-            let now = Timestamp::now();
-            let mut deliveries = Vec::new();
-            for (client_id, user_id, settings) in rows {
-                let settings: super::clients::Settings = match serde_json::from_str(&settings) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(client_id, error = %e, "a client's settings do not parse; no Logout Token for it");
-                        continue;
-                    }
-                };
-                let Some(uri) = settings.backchannel_logout_uri else { continue };
-                // iat and exp are set when it is signed, at each attempt.
-                let claims = json!({
-                    "iss": self.config.auth.issuer,
-                    "aud": client_id,
-                    "jti": random_token(16),
-                    "sub": user_id,
-                    "sid": sid,
-                    "events": { EVENT: {} },
-                });
-                deliveries.push((client_id, uri, claims.to_string(), settings.id_token_signed_response_alg));
-            }
-            queued += deliveries.len();
-            with_pool!(&self.db, pool => {
-                let mut tx = pool.begin().await?;
-                for (client_id, uri, claims, alg) in &deliveries {
+                for r in &rows {
+                    let client_id: String = r.try_get("client_id")?;
+                    let user_id: String = r.try_get("user_id")?;
+                    let settings: String = r.try_get("settings")?;
+                    let settings: super::clients::Settings = match serde_json::from_str(&settings) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::error!(client_id, error = %e, "a client's settings do not parse; no Logout Token for it");
+                            continue;
+                        }
+                    };
+                    let Some(uri) = settings.backchannel_logout_uri else { continue };
+                    // iat and exp are set when it is signed, at each attempt.
+                    let claims = json!({
+                        "iss": self.config.auth.issuer,
+                        "aud": client_id,
+                        "jti": random_token(16),
+                        "sub": user_id,
+                        "sid": sid,
+                        "events": { EVENT: {} },
+                    });
                     sqlx::query("INSERT INTO auth.oidc_logout_deliveries (id, client_id, uri, claims, alg, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
                         .bind(ids::new_id())
-                        .bind(client_id)
-                        .bind(uri)
-                        .bind(claims)
-                        .bind(alg)
+                        .bind(&client_id)
+                        .bind(&uri)
+                        .bind(claims.to_string())
+                        .bind(&settings.id_token_signed_response_alg)
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
+                    queued += 1;
                 }
                 sqlx::query("DELETE FROM auth.oidc_sessions WHERE sid = $1").bind(sid).execute(&mut *tx).await?;
-                // Grants without offline_access live only as long as the session.
-                let bound = "SELECT id FROM auth.oidc_grants WHERE session_id = $1 AND revoked_at IS NULL AND scopes NOT LIKE '%\"offline_access\"%'";
-                sqlx::query(&format!("UPDATE auth.oidc_refresh_tokens SET revoked = TRUE WHERE grant_id IN ({bound})")).bind(sid).execute(&mut *tx).await?;
-                sqlx::query(&format!("UPDATE auth.oidc_grants SET revoked_at = $2 WHERE id IN ({bound})")).bind(sid).bind(now).execute(&mut *tx).await?;
-                tx.commit().await?;
-            });
-        }
+                sqlx::query(&revoke_tokens).bind(sid).execute(&mut *tx).await?;
+                sqlx::query(&revoke_grants).bind(sid).bind(now).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            (sids, queued)
+        });
         if queued > 0 {
             self.logout_wakeup.notify_one();
         }
-        Ok(())
+        Ok(sids)
     }
 
     /// Sends the Logout Tokens that are due; returns how many were delivered.
