@@ -7,7 +7,6 @@
 //! Screenshots land in `$CARGO_TARGET_DIR/screenshots/console-<backend>/`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::harness::*;
@@ -84,39 +83,15 @@ pub async fn console_in_browser(b: Backend) {
     let shots = target_dir().join("screenshots").join(format!("console-{backend}"));
     let _ = std::fs::remove_dir_all(&shots); // no stale pictures from an earlier run
 
-    let mut node = tokio::process::Command::new("node");
-    node.arg("console.mjs")
-        .current_dir(&node_dir)
-        .env("ASSAY_URL", &e.url)
-        .env("ADMIN_EMAIL", ADMIN_EMAIL)
-        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("TARGET_EMAIL", TARGET_EMAIL)
-        .env("TARGET_PASSWORD", TARGET_PASSWORD)
-        .env("SCREENSHOT_DIR", &shots)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = node.spawn().unwrap_or_else(|err| panic!("cannot run `node` (is Node.js installed?): {err}"));
-    let out = match tokio::time::timeout(NODE_TIMEOUT, child.wait_with_output()).await {
-        Ok(out) => out.expect("wait for node"),
-        Err(_) => panic!(
-            "node tests/node/console.mjs did not finish within {NODE_TIMEOUT:?} (killed); screenshots in {}\n\
-             --- engine log ---\n{}",
-            shots.display(),
-            e.logs()
-        ),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "node tests/node/console.mjs failed ({}); screenshots in {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\
-         \n--- engine log ---\n{}",
-        out.status,
-        shots.display(),
-        e.logs()
-    );
+    let env = [
+        ("ASSAY_URL", e.url.clone()),
+        ("ADMIN_EMAIL", ADMIN_EMAIL.to_string()),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+        ("TARGET_EMAIL", TARGET_EMAIL.to_string()),
+        ("TARGET_PASSWORD", TARGET_PASSWORD.to_string()),
+        ("SCREENSHOT_DIR", shots.display().to_string()),
+    ];
+    let stdout = run_node_script(&node_dir, "console.mjs", &env, NODE_TIMEOUT, &format!("; screenshots in {}", shots.display()), &e).await;
     println!("{stdout}");
 
     // What the browser did, seen from the admin API.

@@ -443,3 +443,27 @@ pub async fn status_becomes(url: &str, status: u16, within: Duration) -> bool {
     })
     .await
 }
+
+/// Runs `node SCRIPT` in `dir` with `env`, stopped after `timeout`; panics unless it exits 0,
+/// with its output, `note` (where screenshots went, say) and the engine's log. Returns stdout.
+pub async fn run_node_script(dir: &Path, script: &str, env: &[(&str, String)], timeout: Duration, note: &str, engine: &Engine) -> String {
+    let mut node = tokio::process::Command::new("node");
+    node.arg(script).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    for (k, v) in env {
+        node.env(k, v);
+    }
+    let child = node.spawn().unwrap_or_else(|err| panic!("cannot run `node` (is Node.js installed?): {err}"));
+    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(out) => out.expect("wait for node"),
+        Err(_) => panic!("node tests/node/{script} did not finish within {timeout:?} (killed){note}\n--- engine log ---\n{}", engine.logs()),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "node tests/node/{script} failed ({}){note}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- engine log ---\n{}",
+        out.status,
+        engine.logs()
+    );
+    stdout
+}

@@ -8,7 +8,6 @@
 //! case fails, never skips.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::harness::*;
@@ -39,30 +38,13 @@ pub async fn oidc_relying_party(b: Backend) {
     let issuer = format!("{base}/auth");
     let key = std::fs::read_to_string(db.data_dir().join("admin-key")).expect("admin-key written");
 
-    let mut node = tokio::process::Command::new("node");
-    node.arg("oidc_rp.mjs")
-        .current_dir(&node_dir)
-        .env("ASSAY_URL", &base)
-        .env("ADMIN_KEY", key.trim())
-        .env("ISSUER", &issuer)
-        .env("GRACE_SECS", GRACE_SECS.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = node.spawn().unwrap_or_else(|err| panic!("cannot run `node` (is Node.js installed?): {err}"));
-    let out = match tokio::time::timeout(NODE_TIMEOUT, child.wait_with_output()).await {
-        Ok(out) => out.expect("wait for node"),
-        Err(_) => panic!("node tests/node/oidc_rp.mjs did not finish within {NODE_TIMEOUT:?} (killed)\n--- engine log ---\n{}", e.logs()),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "node tests/node/oidc_rp.mjs failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- engine log ---\n{}",
-        out.status,
-        e.logs()
-    );
+    let env = [
+        ("ASSAY_URL", base.clone()),
+        ("ADMIN_KEY", key.trim().to_string()),
+        ("ISSUER", issuer.clone()),
+        ("GRACE_SECS", GRACE_SECS.to_string()),
+    ];
+    let stdout = run_node_script(&node_dir, "oidc_rp.mjs", &env, NODE_TIMEOUT, "", &e).await;
     println!("{stdout}");
 
     // What the client did, seen from the database: the five clients it registered, and revoked

@@ -184,18 +184,12 @@ impl Identity {
     }
 
     pub async fn revoke_session_by_token(&self, token: &str) -> Result<bool, IdentityError> {
-        let ended = self.delete_sessions("token_hash", &sha256_hex(token.as_bytes())).await?;
+        let ended = self.end_sessions("token_hash", &sha256_hex(token.as_bytes())).await?;
         Ok(!ended.is_empty())
     }
 
-    /// Deletes the sessions whose `column` is `value`; the OpenID provider's bookkeeping for
-    /// them (Logout Tokens, session-bound grants) goes in the same transaction. Returns their ids.
-    async fn delete_sessions(&self, column: &'static str, value: &str) -> Result<Vec<String>, IdentityError> {
-        self.end_sessions(column, value).await
-    }
-
     pub async fn revoke_session(&self, id: &str) -> Result<(), IdentityError> {
-        if self.delete_sessions("id", id).await?.is_empty() {
+        if self.end_sessions("id", id).await?.is_empty() {
             return Err(IdentityError::NotFound("no session with that id".into()));
         }
         Ok(())
@@ -203,7 +197,7 @@ impl Identity {
 
     /// Ends every session of a user; returns how many there were.
     pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<u64, IdentityError> {
-        Ok(self.delete_sessions("user_id", user_id).await?.len() as u64)
+        Ok(self.end_sessions("user_id", user_id).await?.len() as u64)
     }
 
     /// Live sessions, newest first, of one user or of everyone.

@@ -49,12 +49,14 @@ pub enum ServeError {
 
 /// The outbound client shared by the stdlib (`http.request`, later federation and logout).
 pub fn http_client() -> Result<reqwest::Client, ServeError> {
+    client_builder().timeout(Duration::from_secs(30)).build().map_err(ServeError::Client)
+}
+
+/// What every outbound client of the engine has: its user agent and a connect timeout.
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(concat!("assay-engine/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(ServeError::Client)
 }
 
 /// Connects, migrates, loads flows, and serves until a shutdown signal.
@@ -74,12 +76,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     tracing::info!(kid, alg = crate::oidc::keys::DEFAULT_ALG, "signing key ready");
     spawn_key_maintenance(identity.clone());
     // A Logout Token is POSTed to the registered URI only: a redirect is a failed delivery.
-    let delivery_client = reqwest::Client::builder()
-        .user_agent(concat!("assay-engine/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(ServeError::Client)?;
+    let delivery_client = client_builder().redirect(reqwest::redirect::Policy::none()).build().map_err(ServeError::Client)?;
     spawn_logout_delivery(identity.clone(), delivery_client);
     if !identity.mailer.configured() {
         tracing::warn!("no [auth.smtp] configured: recovery and verification links will be written to the log");

@@ -2,7 +2,7 @@
 
 use mlua::{Lua, Table, Value};
 
-use super::{context, identity, opt_string, outcome, page_limit, to_lua};
+use super::{context, identity, opt_string, outcome, outcome_lua, page_limit};
 use crate::identity::audit::{self, Entry, Query};
 use crate::lua::{Outcome, Phase};
 use crate::storage::Timestamp;
@@ -57,10 +57,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             limit: page_limit("audit.query", opts.as_ref())?,
             cursor,
         };
-        match outcome(audit::query(&id, &q).await)? {
-            Outcome::Ok(page) => Ok(Outcome::Ok(to_lua(&lua, &page)?)),
-            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-        }
+        outcome_lua(&lua, audit::query(&id, &q).await)
     })?)?;
     Ok(m)
 }

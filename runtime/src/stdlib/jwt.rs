@@ -3,8 +3,8 @@
 
 use mlua::{Lua, Table, Value};
 
-use super::{identity, opt_string, outcome};
-use crate::lua::{Outcome, Phase};
+use super::{identity, opt_string, outcome, outcome_lua};
+use crate::lua::Phase;
 use crate::oidc::jwt::Expect;
 
 const PHASES: &[Phase] = &[Phase::Request];
@@ -29,10 +29,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             typ: opt_string(opts.as_ref(), "typ")?,
             allow_expired: false,
         };
-        match outcome(id.verify_jwt(&token, &expect).await)? {
-            Outcome::Ok(claims) => Ok(Outcome::Ok(super::json::from_json(&lua, &claims)?)),
-            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-        }
+        outcome_lua(&lua, id.verify_jwt(&token, &expect).await)
     })?)?;
     Ok(m)
 }

@@ -109,9 +109,22 @@ pub(crate) fn page_limit(function: &str, opts: Option<&Table>) -> mlua::Result<i
 }
 
 pub(crate) fn opt_string(t: Option<&Table>, key: &str) -> mlua::Result<Option<String>> {
+    opt_field(t, key)
+}
+
+/// `t[key]` of an optional options table, absent when either is.
+pub(crate) fn opt_field<T: mlua::FromLua>(t: Option<&Table>, key: &str) -> mlua::Result<Option<T>> {
     match t {
-        Some(t) => t.get::<Option<String>>(key),
+        Some(t) => t.get::<Option<T>>(key),
         None => Ok(None),
+    }
+}
+
+/// [`outcome`], with the value turned into a Lua value ([`to_lua`]).
+pub(crate) fn outcome_lua<T: serde::Serialize>(lua: &Lua, r: Result<T, IdentityError>) -> mlua::Result<Outcome<Value>> {
+    match outcome(r)? {
+        Outcome::Ok(v) => Ok(Outcome::Ok(to_lua(lua, &v)?)),
+        Outcome::Fail(e) => Ok(Outcome::Fail(e)),
     }
 }
 

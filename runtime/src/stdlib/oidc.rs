@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use mlua::{Function, Lua, Table, Value};
 
-use super::{identity, opt_string, outcome, page_limit, to_lua};
+use super::{identity, opt_field, opt_string, outcome, outcome_lua, page_limit};
 use crate::identity::sessions::Session;
 use crate::identity::users::User;
 use crate::identity::{Identity, IdentityError};
@@ -62,14 +62,10 @@ fn into_response(lua: &Lua, id: &Identity, reply: Reply) -> mlua::Result<mlua::A
         let value = HeaderValue::from_str(value).map_err(|_| mlua::Error::runtime(format!("oidc: header {name} is not a header value")))?;
         headers.push((HeaderName::from_static(name), value));
     }
-    let mut cookies = Vec::new();
     if reply.clear_session {
-        cookies.push(super::session::cookie(id, &id.config.auth.session.cookie_name, "", Some(0))?);
-        if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
-            run.session = Some(None);
-        }
+        super::session::clear_session_cookie(lua, id)?;
     }
-    lua.create_userdata(FlowResponse { status: reply.status, headers, cookies, body })
+    lua.create_userdata(FlowResponse { status: reply.status, headers, cookies: Vec::new(), body })
 }
 
 /// `[auth.oidc_provider] enabled = false` turns the protocol endpoints off.
@@ -235,18 +231,12 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         let id = identity(&lua, "oidc.login_request", PHASES)?;
         let challenge = challenge_arg("oidc.login_request", challenge)?;
         let bound = binding(&lua, &id, false)?;
-        match outcome(id.login_request(&challenge, &bound).await)? {
-            Outcome::Ok(v) => Ok(Outcome::Ok(super::json::from_json(&lua, &v)?)),
-            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-        }
+        outcome_lua(&lua, id.login_request(&challenge, &bound).await)
     })?)?;
     m.set("accept_login", lua.create_async_function(|lua, (challenge, opts): (Option<String>, Option<Table>)| async move {
         let id = identity(&lua, "oidc.accept_login", PHASES)?;
         let challenge = challenge_arg("oidc.accept_login", challenge)?;
-        let amr = match &opts {
-            Some(o) => o.get::<Option<Vec<String>>>("amr")?,
-            None => None,
-        };
+        let amr = opt_field::<Vec<String>>(opts.as_ref(), "amr")?;
         let acr = opt_string(opts.as_ref(), "acr")?;
         let Some(session) = browser(&lua, &id).await? else {
             return Ok(Outcome::Fail("no_session: sign the user in (session.create) before accepting the login".into()));
@@ -268,22 +258,13 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         let id = identity(&lua, "oidc.consent_request", PHASES)?;
         let challenge = challenge_arg("oidc.consent_request", challenge)?;
         let session = browser(&lua, &id).await?;
-        match outcome(id.consent_request(&challenge, session.as_ref()).await)? {
-            Outcome::Ok(v) => Ok(Outcome::Ok(super::json::from_json(&lua, &v)?)),
-            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-        }
+        outcome_lua(&lua, id.consent_request(&challenge, session.as_ref()).await)
     })?)?;
     m.set("accept_consent", lua.create_async_function(|lua, (challenge, opts): (Option<String>, Option<Table>)| async move {
         let id = identity(&lua, "oidc.accept_consent", PHASES)?;
         let challenge = challenge_arg("oidc.accept_consent", challenge)?;
-        let scopes = match &opts {
-            Some(o) => o.get::<Option<Vec<String>>>("scopes")?,
-            None => None,
-        };
-        let remember = match &opts {
-            Some(o) => o.get::<Option<bool>>("remember")?.unwrap_or(false),
-            None => false,
-        };
+        let scopes = opt_field::<Vec<String>>(opts.as_ref(), "scopes")?;
+        let remember = opt_field::<bool>(opts.as_ref(), "remember")?.unwrap_or(false);
         let session = browser(&lua, &id).await?;
         outcome(id.accept_consent(&challenge, session.as_ref(), scopes, remember).await)
     })?)?;
@@ -303,18 +284,12 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     })?)?;
     m.set("get_client", lua.create_async_function(|lua, client_id: String| async move {
         let id = identity(&lua, "oidc.get_client", PHASES)?;
-        match outcome(id.get_client(&client_id).await)? {
-            Outcome::Ok(c) => Ok(Outcome::Ok(to_lua(&lua, &c)?)),
-            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-        }
+        outcome_lua(&lua, id.get_client(&client_id).await)
     })?)?;
     m.set("update_client", lua.create_async_function(|lua, (client_id, t): (String, Value)| async move {
         let id = identity(&lua, "oidc.update_client", PHASES)?;
         let input = body(&lua, "oidc.update_client", t)?;
-        match outcome(id.update_client(&client_id, &input).await)? {
-            Outcome::Ok(c) => Ok(Outcome::Ok(to_lua(&lua, &c)?)),
-            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-        }
+        outcome_lua(&lua, id.update_client(&client_id, &input).await)
     })?)?;
     m.set("delete_client", lua.create_async_function(|lua, client_id: String| async move {
         let id = identity(&lua, "oidc.delete_client", PHASES)?;
@@ -328,10 +303,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         let id = identity(&lua, "oidc.list_clients", PHASES)?;
         let limit = page_limit("oidc.list_clients", opts.as_ref())?;
         let cursor = opt_string(opts.as_ref(), "cursor")?;
-        match outcome(id.list_clients(limit, cursor.as_deref()).await)? {
-            Outcome::Ok(page) => Ok(Outcome::Ok(to_lua(&lua, &page)?)),
-            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-        }
+        outcome_lua(&lua, id.list_clients(limit, cursor.as_deref()).await)
     })?)?;
     Ok(m)
 }

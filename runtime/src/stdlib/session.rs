@@ -5,7 +5,7 @@
 use http::HeaderValue;
 use mlua::{Lua, Table, Value};
 
-use super::{context, identity, opt_string, outcome, page_limit, to_lua};
+use super::{context, identity, opt_field, opt_string, outcome, outcome_lua, page_limit};
 use crate::identity::sessions::Session;
 use crate::identity::users::User;
 use crate::identity::Identity;
@@ -27,10 +27,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     })?)?;
     m.set("create", lua.create_async_function(|lua, (_req, user_id, opts): (Value, String, Option<Table>)| async move {
         let id = identity(&lua, "session.create", PHASES)?;
-        let amr = match opts.as_ref().map(|o| o.get::<Option<Vec<String>>>("amr")).transpose()?.flatten() {
-            Some(amr) => amr,
-            None => vec!["pwd".to_string()],
-        };
+        let amr = opt_field::<Vec<String>>(opts.as_ref(), "amr")?.unwrap_or_else(|| vec!["pwd".to_string()]);
         let old = request_cookie(&lua, &id.config.auth.session.cookie_name);
         let user = match id.get_user(&user_id).await {
             Ok(u) => u,
@@ -61,11 +58,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         if let Some(token) = request_cookie(&lua, &name) {
             id.revoke_session_by_token(&token).await.map_err(mlua::Error::external)?;
         }
-        let clear = cookie(&id, &name, "", Some(0))?;
-        if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
-            run.cookies.push(clear);
-            run.session = Some(None);
-        }
+        clear_session_cookie(&lua, &id)?;
         Ok(true)
     })?)?;
     m.set("revoke", lua.create_async_function(|lua, session_id: String| async move {
@@ -81,10 +74,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         let limit = page_limit("session.list", opts.as_ref())?;
         let user_id = opt_string(opts.as_ref(), "user_id")?;
         let cursor = opt_string(opts.as_ref(), "cursor")?;
-        match outcome(id.list_sessions(user_id.as_deref(), limit, cursor.as_deref()).await)? {
-            Outcome::Ok(page) => Ok(Outcome::Ok(to_lua(&lua, &page)?)),
-            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-        }
+        outcome_lua(&lua, id.list_sessions(user_id.as_deref(), limit, cursor.as_deref()).await)
     })?)?;
     m.set("csrf_token", lua.create_async_function(|lua, _req: Value| async move {
         let id = identity(&lua, "session.csrf_token", PHASES)?;
@@ -180,6 +170,16 @@ fn started(lua: &Lua, id: &Identity, token: &str, session: Session, user: User) 
         run.session = Some(Some((session, user)));
     }
     Ok(Outcome::Ok(table))
+}
+
+/// Has the response clear the session cookie; the rest of the request sees no session.
+pub(crate) fn clear_session_cookie(lua: &Lua, id: &Identity) -> mlua::Result<()> {
+    let clear = cookie(id, &id.config.auth.session.cookie_name, "", Some(0))?;
+    if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
+        run.cookies.push(clear);
+        run.session = Some(None);
+    }
+    Ok(())
 }
 
 /// `Set-Cookie` with the engine's attributes; `max_age` None is a browser-session cookie.

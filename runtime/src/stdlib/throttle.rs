@@ -3,7 +3,7 @@
 
 use mlua::{Lua, Table};
 
-use super::{identity, opt_string, outcome, page_limit, to_lua};
+use super::{identity, opt_string, outcome, outcome_lua, page_limit};
 use crate::identity::throttle;
 use crate::lua::{Outcome, Phase};
 
@@ -15,10 +15,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         let id = identity(&lua, "throttle.list", PHASES)?;
         let limit = page_limit("throttle.list", opts.as_ref())?;
         let cursor = opt_string(opts.as_ref(), "cursor")?;
-        match outcome(throttle::list(&id, limit, cursor.as_deref()).await)? {
-            Outcome::Ok(page) => Ok(Outcome::Ok(to_lua(&lua, &page)?)),
-            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-        }
+        outcome_lua(&lua, throttle::list(&id, limit, cursor.as_deref()).await)
     })?)?;
     m.set("clear", lua.create_async_function(|lua, key: String| async move {
         let id = identity(&lua, "throttle.clear", PHASES)?;

@@ -3,7 +3,7 @@
 
 use mlua::{Lua, Table, Value};
 
-use super::{context, identity, opt_string, outcome, page_limit, to_lua};
+use super::{context, identity, opt_string, outcome, outcome_lua, page_limit};
 use crate::identity::tokens::Purpose;
 use crate::identity::users::{NewUser, UserPatch};
 use crate::lua::{Outcome, Phase};
@@ -71,10 +71,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         let limit = page_limit("users.list", opts.as_ref())?;
         let q = opt_string(opts.as_ref(), "q")?;
         let cursor = opt_string(opts.as_ref(), "cursor")?;
-        match outcome(id.list_users(q.as_deref(), limit, cursor.as_deref()).await)? {
-            Outcome::Ok(page) => Ok(Outcome::Ok(to_lua(&lua, &page)?)),
-            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-        }
+        outcome_lua(&lua, id.list_users(q.as_deref(), limit, cursor.as_deref()).await)
     })?)?;
     m.set("set_password", lua.create_async_function(|lua, (user_id, password): (String, String)| async move {
         let id = identity(&lua, "users.set_password", PHASES)?;
@@ -103,10 +100,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
 }
 
 fn user_outcome(lua: &Lua, r: Result<crate::identity::users::User, crate::identity::IdentityError>) -> mlua::Result<Outcome<Value>> {
-    match outcome(r)? {
-        Outcome::Ok(u) => Ok(Outcome::Ok(to_lua(lua, &u)?)),
-        Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-    }
+    outcome_lua(lua, r)
 }
 
 fn parse_purpose(function: &str, s: &str) -> mlua::Result<Purpose> {
