@@ -364,7 +364,7 @@ pub async fn provider_malformed_requests(b: Backend) {
         (&format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&prompt=bogus")[..], "invalid_request"),
         (&format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&max_age=-1")[..], "invalid_request"),
         (&format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&claims=%7Bnot")[..], "invalid_request"),
-        (&format!("&response_type=code&scope=openid&code_challenge=short&code_challenge_method=S256")[..], "invalid_request"),
+        ("&response_type=code&scope=openid&code_challenge=short&code_challenge_method=S256", "invalid_request"),
         (&format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&request=eyJ")[..], "request_not_supported"),
         (&format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&response_mode=fragment")[..], "invalid_request"),
     ] {
