@@ -13,6 +13,7 @@ local audit = require("assay.audit")
 local mail = require("assay.mail")
 local log = require("assay.log")
 local settings = require("assay.settings")
+local form_fields = require("assay.form")
 
 local PAGE_SIZE = 50
 local EXPIRED = "Your form expired, please try again."
@@ -39,15 +40,9 @@ local ERRORS = {
   ["mail"] = "The email could not be sent. The server log has the details.",
 }
 
-local function trim(s)
-  return (s or ""):match("^%s*(.-)%s*$")
-end
+local trim = form_fields.trim
 
-local function urlencode(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
-end
+local urlencode = form_fields.urlencode
 
 -- "a=1&b=2" from an ordered list of { name, value }; empty values are left out.
 local function query(pairs_list)

@@ -10,6 +10,7 @@ local users = require("assay.users")
 local session = require("assay.session")
 local settings = require("assay.settings")
 local oidc = require("assay.oidc")
+local form_fields = require("assay.form")
 
 -- One message for an unknown email, a wrong password and a disabled account, so the form
 -- never tells a stranger which addresses have accounts.
@@ -20,10 +21,6 @@ local NOTICES = {
   logged_out = "You have signed out.",
   reset = "Your password was changed. Sign in with the new one.",
 }
-
-local function trim(s)
-  return (s or ""):match("^%s*(.-)%s*$")
-end
 
 -- A path on this origin, or nil. Only "/x...": "//host" and "/\host" are read by browsers as
 -- another host, so those, backslashes anywhere, spaces, control and non-ASCII bytes are out.
@@ -87,16 +84,22 @@ http.route("GET", "/auth/login", function(req)
 end)
 
 http.route("POST", "/auth/login", function(req)
-  local email = trim(req.form.email)
+  -- Lengths are bounded before anything else looks at a field (an address is at most 254
+  -- bytes); an oversized one is refused before throttling, hashing or auditing.
+  local email, too_long = form_fields.field(req, "email", 254)
   local password = req.form.password or ""
   local return_to = safe_return_to(req.form.return_to)
   local challenge = req.form.login_challenge
-  if challenge == "" then challenge = nil end
+  if challenge == "" or (challenge and #challenge > 256) then challenge = nil end
   local ctx = { email = email, return_to = return_to, login_challenge = challenge }
 
   if not session.check_csrf(req) then
     ctx.error = EXPIRED
     return form(req, ctx, 403)
+  end
+  if too_long then
+    ctx.error = "That email address is too long."
+    return form(req, ctx, 400)
   end
   if challenge and req.form.cancel == "1" then
     local next_url = oidc.reject_login(challenge, { error = "access_denied", error_description = "the user cancelled the sign-in" })
@@ -111,9 +114,17 @@ http.route("POST", "/auth/login", function(req)
   local user, err = users.authenticate({ email = email, password = password })
   if not user then
     local code = tostring(err):match("^([%w_]+):")
-    if code == "invalid_credentials" or code == "disabled" or code == "invalid" then
+    if code == "invalid_credentials" or code == "disabled" then
       ctx.error = GENERIC
       return form(req, ctx, 401)
+    elseif code == "invalid" then
+      -- Not an address at all (control characters, no "@"): nothing was looked up.
+      ctx.error = "Enter a valid email address."
+      return form(req, ctx, 400)
+    elseif code == "busy" then
+      -- The password checks are queued full: a burst. Nothing was counted against anyone.
+      ctx.error = "We are very busy right now. Try again in a moment."
+      return form(req, ctx, 503):header("Retry-After", "1")
     elseif code == "throttled" then
       -- "throttled: try again in N seconds"
       local secs = tostring(err):match("(%d+)%s*second")

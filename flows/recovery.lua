@@ -10,22 +10,17 @@ local users = require("assay.users")
 local password = require("assay.password")
 local session = require("assay.session")
 local audit = require("assay.audit")
-local mail = require("assay.mail")
-local log = require("assay.log")
 local settings = require("assay.settings")
+local throttle = require("assay.throttle")
+local form_fields = require("assay.form")
 
 local EXPIRED = "Your form expired, please try again."
 local INVALID_LINK = "This link is invalid or has expired."
 
-local function trim(s)
-  return (s or ""):match("^%s*(.-)%s*$")
-end
-
-local function urlencode(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
-end
+-- Requests per hour: from one IP (any addresses), and for one address (from anywhere). The
+-- second keeps a stranger from flooding someone's mailbox; neither says whether the address
+-- has an account.
+local PER_IP, PER_ADDRESS, WINDOW_SECS = 20, 5, 3600
 
 local function message_of(err)
   local msg = tostring(err):gsub("^[%w_]+:%s*", "")
@@ -65,15 +60,29 @@ http.route("GET", "/auth/recovery", function(req)
 end)
 
 http.route("POST", "/auth/recovery", function(req)
-  local email = trim(req.form.email)
+  local email, too_long = form_fields.field(req, "email", 254)
   if not session.check_csrf(req) then
     return page("recovery.html", { csrf_token = session.csrf_token(req), email = email, error = EXPIRED }, 403)
+  end
+  if too_long then
+    return page("recovery.html", { csrf_token = session.csrf_token(req), error = "That email address is too long." }, 400)
   end
   if email == "" then
     return page("recovery.html", {
       csrf_token = session.csrf_token(req),
       error = "Enter your email address.",
     }, 422)
+  end
+  for _, limit in ipairs({ { "recovery:ip:" .. req.ip, PER_IP }, { "recovery:address:" .. email:lower(), PER_ADDRESS } }) do
+    local ok, terr = throttle.hit(limit[1], limit[2], WINDOW_SECS)
+    if not ok then
+      local secs = tostring(terr):match("(%d+) seconds") or tostring(WINDOW_SECS)
+      return page("recovery.html", {
+        csrf_token = session.csrf_token(req),
+        email = email,
+        error = "Too many requests. Try again in " .. secs .. " seconds.",
+      }, 429):header("Retry-After", secs)
+    end
   end
 
   local user, ferr = users.find_by_email(email)
@@ -83,31 +92,22 @@ http.route("POST", "/auth/recovery", function(req)
     -- database does not.
     if code ~= "not_found" and code ~= "invalid" then error(ferr) end
   end
-  if user and not user.disabled then
-    local token, terr = users.issue_token(user.id, "recovery")
-    if token then
-      local link = (settings.public_url or ""):gsub("/+$", "") .. "/auth/recovery/reset?token=" .. urlencode(token)
-      local product = settings.product_name or "assay"
-      -- Queued, not sent inline: an SMTP round trip only for known addresses would let the
-      -- answer's timing tell which addresses have accounts.
-      local ok, merr = mail.queue({
-        to = user.email,
-        subject = "Reset your " .. product .. " password",
-        text = "Someone asked to reset the password of your " .. product .. " account.\n\n"
-          .. "Open this link within an hour to choose a new password:\n\n"
-          .. link .. "\n\n"
-          .. "If it was not you, ignore this message: your password stays as it is.\n",
-      })
-      -- Logged, never shown: the page must read the same whether or not the account exists.
-      if not ok then log.warn("recovery mail not queued", { user = user.id, error = merr }) end
-    else
-      log.warn("recovery token not issued", { user = user.id, error = terr })
-    end
-  end
+  -- The token and the mail are made after the response, and this call costs the same with
+  -- nobody to mail: the answer's timing does not tell which addresses have accounts.
+  local product = settings.product_name or "assay"
+  users.mail_link(user and not user.disabled and user.id or nil, {
+    purpose = "recovery",
+    url = (settings.public_url or ""):gsub("/+$", "") .. "/auth/recovery/reset?token=",
+    subject = "Reset your " .. product .. " password",
+    text = "Someone asked to reset the password of your " .. product .. " account.\n\n"
+      .. "Open this link within an hour to choose a new password:\n\n"
+      .. "{link}\n\n"
+      .. "If it was not you, ignore this message: your password stays as it is.\n",
+  })
   audit.append({
     action = "recovery.requested",
     target = user and user.id or nil,
-    details = { email = email:sub(1, 320), found = user ~= nil },
+    details = { email = email, found = user ~= nil },
   })
 
   return page("message.html", {

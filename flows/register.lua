@@ -1,5 +1,7 @@
 -- Self-service sign-up: GET/POST /auth/register, only while settings.registration_enabled.
--- A new account is signed in at once and gets a link to verify its email address.
+-- The answer is the same "check your email" page whether or not the address already has an
+-- account, so the form cannot be used to find out who has one: a new account gets a link to
+-- verify its address (then signs in), an existing owner gets a mail saying someone tried.
 local http = require("assay.http")
 local template = require("assay.template")
 local users = require("assay.users")
@@ -7,18 +9,9 @@ local session = require("assay.session")
 local mail = require("assay.mail")
 local log = require("assay.log")
 local settings = require("assay.settings")
+local form_fields = require("assay.form")
 
 local EXPIRED = "Your form expired, please try again."
-
-local function trim(s)
-  return (s or ""):match("^%s*(.-)%s*$")
-end
-
-local function urlencode(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
-end
 
 -- The human part of "code: message", with a capital first letter.
 local function message_of(err)
@@ -59,8 +52,8 @@ end)
 http.route("POST", "/auth/register", function(req)
   if settings.registration_enabled ~= true then return not_found(req) end
   local f = req.form
-  local email = trim(f.email)
-  local display_name = trim(f.display_name)
+  local email, email_too_long = form_fields.field(req, "email", 254)
+  local display_name, name_too_long = form_fields.field(req, "display_name", 800)
   local password = f.password or ""
   -- Passwords are never sent back into the form.
   local ctx = { email = email, display_name = display_name }
@@ -68,6 +61,10 @@ http.route("POST", "/auth/register", function(req)
   if not session.check_csrf(req) then
     ctx.error = EXPIRED
     return form(req, ctx, 403)
+  end
+  if email_too_long or name_too_long then
+    ctx.error = email_too_long and "That email address is too long." or "That name is too long."
+    return form(req, ctx, 400)
   end
   if email == "" then
     ctx.error = "Enter your email address."
@@ -82,43 +79,58 @@ http.route("POST", "/auth/register", function(req)
     return form(req, ctx, 422)
   end
 
+  -- The password is hashed either way (users.create hashes before it finds the address
+  -- taken), so the two cases cost the same.
   local user, err = users.create({
     email = email,
     password = password,
     display_name = display_name ~= "" and display_name or nil,
   })
-  if not user then
-    local code = tostring(err):match("^([%w_]+):")
-    if code == "conflict" then
-      ctx.error = "That email is already registered."
-    elseif code == "weak_password" or code == "invalid" then
-      ctx.error = message_of(err)
-    else
-      error(err)
-    end
-    return form(req, ctx, 422)
-  end
-
-  -- The account exists from here on; a mail failure is logged and the user can ask for a
-  -- new link from the welcome page.
-  local token, terr = users.issue_token(user.id, "verify")
-  if token then
-    local base = (settings.public_url or ""):gsub("/+$", "")
-    local link = base .. "/auth/verify?token=" .. urlencode(token)
-    local product = settings.product_name or "assay"
-    local ok, merr = mail.send({
-      to = user.email,
+  local product = settings.product_name or "assay"
+  local base = (settings.public_url or ""):gsub("/+$", "")
+  if user then
+    -- The account exists from here on; the link is made and mailed after the response.
+    users.mail_link(user.id, {
+      purpose = "verify",
+      url = base .. "/auth/verify?token=",
       subject = "Verify your email address",
       text = "Welcome to " .. product .. ".\n\n"
         .. "Confirm your email address by opening this link within 24 hours:\n\n"
-        .. link .. "\n\n"
+        .. "{link}\n\n"
         .. "If you did not create this account, ignore this message.\n",
     })
-    if not ok then log.warn("verification mail not sent", { user = user.id, error = merr }) end
   else
-    log.warn("verification token not issued", { user = user.id, error = terr })
+    local code = tostring(err):match("^([%w_]+):")
+    if code == "conflict" then
+      -- Someone (perhaps the owner) tried to sign up with an address that has an account:
+      -- the owner hears of it, the visitor sees the same page as for a new account.
+      local ok, merr = mail.queue({
+        to = email,
+        subject = "Someone tried to create a " .. product .. " account with your address",
+        text = "Someone tried to create a new " .. product .. " account with this email address, "
+          .. "which already has one.\n\n"
+          .. "If it was you, sign in: " .. base .. "/auth/login\n"
+          .. "Forgot your password? Reset it: " .. base .. "/auth/recovery\n\n"
+          .. "If it was not you, ignore this message: nothing has changed.\n",
+      })
+      if not ok then log.warn("registration notice not queued", { error = merr }) end
+    elseif code == "weak_password" or code == "invalid" then
+      ctx.error = message_of(err)
+      return form(req, ctx, 422)
+    elseif code == "busy" then
+      ctx.error = "We are very busy right now. Try again in a moment."
+      return form(req, ctx, 503):header("Retry-After", "1")
+    else
+      error(err)
+    end
   end
 
-  session.create(req, user.id, { amr = { "pwd" } })
-  return http.redirect("/auth/welcome", 303)
+  return headers(http.html(assert(template.render("message.html", {
+    product_name = settings.product_name,
+    title = "Check your email",
+    message = "We sent a message to " .. email .. ". Open the link in it to finish creating your account.",
+    kind = "notice",
+    detail = "Then sign in with your email address and password.",
+    links = { { href = "/auth/login", label = "Sign in" } },
+  }))))
 end)

@@ -11,14 +11,11 @@ local audit = require("assay.audit")
 local mail = require("assay.mail")
 local log = require("assay.log")
 local settings = require("assay.settings")
+local form_fields = require("assay.form")
 
 local EXPIRED = "Your form expired, please try again."
 
-local function urlencode(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
-end
+local urlencode = form_fields.urlencode
 
 local function page(name, ctx, status)
   ctx.product_name = settings.product_name

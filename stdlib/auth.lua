@@ -7,9 +7,7 @@ local json = require("assay.json")
 
 local M = {}
 
-local function urlencode(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", string.byte(c)) end))
-end
+local urlencode = require("assay.form").urlencode
 
 local function query(opts)
   if opts == nil then return "" end

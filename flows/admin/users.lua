@@ -10,14 +10,11 @@ local audit = require("assay.audit")
 local mail = require("assay.mail")
 local admin = require("assay.admin")
 local settings = require("assay.settings")
+local form_fields = require("assay.form")
 
 local BASE = "/auth/admin/auth/users"
 
-local function urlencode(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
-end
+local urlencode = form_fields.urlencode
 
 local function ok(value, status)
   return http.json(value, status or 200):header("Cache-Control", "no-store")
