@@ -169,6 +169,7 @@ struct RawPassword {
     iterations: Option<u32>,
     parallelism: Option<u32>,
     max_concurrent_hashes: Option<usize>,
+    max_queued_hashes: Option<usize>,
     min_length: Option<usize>,
 }
 
@@ -310,6 +311,9 @@ pub struct PasswordConfig {
     pub parallelism: u32,
     /// `None`: sized from the CPUs and the memory at start-up.
     pub max_concurrent_hashes: Option<usize>,
+    /// Hashes that may wait for a thread; past that a request is answered 503 at once.
+    /// `None`: 16 per hashing thread.
+    pub max_queued_hashes: Option<usize>,
     pub min_length: usize,
 }
 
@@ -610,6 +614,22 @@ impl Config {
         self.server.public_url.scheme() == "https"
     }
 
+    /// The name a cookie of the engine's really has: `__Host-<base>` when the public URL is
+    /// https, so that the browser refuses it from a sibling subdomain or over plain http
+    /// (a planted cookie was how the review forged a CSRF token), else `base` itself.
+    pub fn cookie_name(&self, base: &str) -> String {
+        if self.is_https() && !base.starts_with("__Host-") && !base.starts_with("__Secure-") {
+            format!("__Host-{base}")
+        } else {
+            base.to_string()
+        }
+    }
+
+    /// The session cookie's name, as [`Config::cookie_name`] makes it.
+    pub fn session_cookie(&self) -> String {
+        self.cookie_name(&self.auth.session.cookie_name)
+    }
+
     pub fn public_url(&self) -> &str {
         self.server.public_url.as_str().trim_end_matches('/')
     }
@@ -622,6 +642,7 @@ fn resolve_password(raw: RawPassword) -> Result<PasswordConfig, (String, String)
         iterations: raw.iterations.unwrap_or(2),
         parallelism: raw.parallelism.unwrap_or(1),
         max_concurrent_hashes: raw.max_concurrent_hashes,
+        max_queued_hashes: raw.max_queued_hashes,
         min_length: raw.min_length.unwrap_or(8),
     };
     let bad = |k: &str, r: &str| Err((format!("auth.password.{k}"), r.to_string()));
@@ -640,6 +661,9 @@ fn resolve_password(raw: RawPassword) -> Result<PasswordConfig, (String, String)
     }
     if c.max_concurrent_hashes == Some(0) {
         return bad("max_concurrent_hashes", "must be at least 1");
+    }
+    if c.max_queued_hashes == Some(0) {
+        return bad("max_queued_hashes", "must be at least 1");
     }
     if !(1..=128).contains(&c.min_length) {
         return bad("min_length", "must be between 1 and 128");

@@ -72,23 +72,89 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-pub async fn append(id: &Identity, ctx: &Context, e: Entry) -> Result<(), IdentityError> {
-    if e.action.is_empty() || e.action.len() > 100 {
-        return Err(IdentityError::invalid("action", "must be 1 to 100 characters"));
+/// The most an entry keeps of its actor, target, IP or request id, and of each string in its
+/// details: the log is append-only, so whatever a caller sends would stay forever.
+pub const MAX_FIELD_BYTES: usize = 512;
+/// The most an entry keeps of its details as a whole (JSON text).
+pub const MAX_DETAILS_BYTES: usize = 8 * 1024;
+
+/// `s` cut to at most `max` bytes on a character boundary, marked with "…" when cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
     }
-    let details = serde_json::Value::Object(e.details).to_string();
-    with_pool!(&id.db, pool => sqlx::query(
-        "INSERT INTO auth.audit (at, actor, action, target, ip, request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .bind(Timestamp::now())
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.target)
-        .bind(&ctx.ip)
-        .bind(&ctx.request_id)
-        .bind(&details)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Strings inside `v` cut to [`MAX_FIELD_BYTES`], however deep.
+fn cap_strings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.len() > MAX_FIELD_BYTES => *s = truncate(s, MAX_FIELD_BYTES),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(cap_strings),
+        serde_json::Value::Object(map) => map.values_mut().for_each(cap_strings),
+        _ => {}
+    }
+}
+
+/// An entry as stored: every field bounded.
+pub(crate) struct StoredEntry {
+    pub at: Timestamp,
+    pub actor: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub details: String,
+}
+
+pub(crate) const INSERT: &str = "INSERT INTO auth.audit (at, actor, action, target, ip, request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+impl StoredEntry {
+    pub fn new(ctx: &Context, e: Entry) -> Result<StoredEntry, IdentityError> {
+        if e.action.is_empty() || e.action.len() > 100 {
+            return Err(IdentityError::invalid("action", "must be 1 to 100 characters"));
+        }
+        let cap = |v: &Option<String>| v.as_deref().map(|s| truncate(s, MAX_FIELD_BYTES));
+        let mut details = serde_json::Value::Object(e.details);
+        cap_strings(&mut details);
+        let mut text = details.to_string();
+        if text.len() > MAX_DETAILS_BYTES {
+            text = serde_json::json!({ "truncated": truncate(&text, MAX_DETAILS_BYTES) }).to_string();
+        }
+        Ok(StoredEntry {
+            at: Timestamp::now(),
+            actor: cap(&e.actor),
+            action: e.action,
+            target: cap(&e.target),
+            ip: cap(&ctx.ip),
+            request_id: cap(&ctx.request_id),
+            details: text,
+        })
+    }
+}
+
+/// Binds a [`StoredEntry`] to [`INSERT`], for callers that write it inside their own transaction.
+#[macro_export]
+macro_rules! bind_audit_row {
+    ($row:expr) => {
+        sqlx::query($crate::identity::audit::INSERT)
+            .bind($row.at)
+            .bind(&$row.actor)
+            .bind(&$row.action)
+            .bind(&$row.target)
+            .bind(&$row.ip)
+            .bind(&$row.request_id)
+            .bind(&$row.details)
+    };
+}
+
+pub async fn append(id: &Identity, ctx: &Context, e: Entry) -> Result<(), IdentityError> {
+    let row = StoredEntry::new(ctx, e)?;
+    with_pool!(&id.db, pool => bind_audit_row!(row).execute(pool).await.map(|_| ()))?;
     Ok(())
 }
 

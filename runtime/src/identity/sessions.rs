@@ -80,7 +80,17 @@ impl Identity {
     /// `replaces` (the cookie the browser came with) stops working: a login always gets a new
     /// secret. If it was another user's session, that session ends; if it was this user's, it
     /// is re-keyed and keeps its public id.
-    pub async fn create_session(&self, user_id: &str, amr: &[String], ctx: &Context, replaces: Option<&str>) -> Result<(String, Session), IdentityError> {
+    ///
+    /// `audit`, when given, is written in the same transaction as the session: the log never
+    /// shows a sign-in that made no session (nor a session without its entry).
+    pub async fn create_session(
+        &self,
+        user_id: &str,
+        amr: &[String],
+        ctx: &Context,
+        replaces: Option<&str>,
+        audit: Option<super::audit::Entry>,
+    ) -> Result<(String, Session), IdentityError> {
         let mut same_sid = None;
         if let Some(old) = replaces {
             match self.load_session(old).await? {
@@ -110,20 +120,30 @@ impl Identity {
             "INSERT INTO auth.sessions (id, token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, idle_expires_at, ip, user_agent, amr) \
              VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10)"
         };
-        with_pool!(&self.db, pool => sqlx::query(sql)
-            .bind(&id)
-            .bind(sha256_hex(token.as_bytes()))
-            .bind(user_id)
-            .bind(random_token(32))
-            .bind(now)
-            .bind(expires)
-            .bind(idle)
-            .bind(&ctx.ip)
-            .bind(&user_agent)
-            .bind(&amr_json)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        let audit_row = match audit {
+            Some(e) => Some(super::audit::StoredEntry::new(ctx, e.detail("session_id", id.clone()))?),
+            None => None,
+        };
+        with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql)
+                .bind(&id)
+                .bind(sha256_hex(token.as_bytes()))
+                .bind(user_id)
+                .bind(random_token(32))
+                .bind(now)
+                .bind(expires)
+                .bind(idle)
+                .bind(&ctx.ip)
+                .bind(&user_agent)
+                .bind(&amr_json)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(row) = &audit_row {
+                crate::bind_audit_row!(row).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
         let session = self.session_by("s.id", &id).await?.map(|(s, _, _)| s).ok_or_else(|| IdentityError::Internal("the new session vanished".into()))?;
         Ok((token, session))
     }
@@ -179,7 +199,7 @@ impl Identity {
     /// the public id, which relying parties know as `sid`, stays.
     pub async fn rotate_session(&self, token: &str, ctx: &Context) -> Result<Option<(String, Session)>, IdentityError> {
         let Some((old, user)) = self.load_session(token).await? else { return Ok(None) };
-        let (token, session) = self.create_session(&user.id, &old.amr, ctx, Some(token)).await?;
+        let (token, session) = self.create_session(&user.id, &old.amr, ctx, Some(token), None).await?;
         Ok(Some((token, session)))
     }
 

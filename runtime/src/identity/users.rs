@@ -115,6 +115,21 @@ pub fn check_email(email: &str) -> Result<String, IdentityError> {
     Ok(email.to_string())
 }
 
+/// The longest identifier (an email address, RFC 5321's path limit) any lookup accepts.
+pub const MAX_IDENTIFIER_BYTES: usize = 254;
+
+/// An identifier that can be looked up at all: at most [`MAX_IDENTIFIER_BYTES`] and free of
+/// control characters (PostgreSQL refuses a NUL in text, which surfaced as a 500).
+pub fn check_identifier(field: &'static str, value: &str) -> Result<(), IdentityError> {
+    if value.len() > MAX_IDENTIFIER_BYTES {
+        return Err(IdentityError::invalid(field, format!("is longer than {MAX_IDENTIFIER_BYTES} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(IdentityError::invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
@@ -192,6 +207,7 @@ impl Identity {
     }
 
     pub async fn find_user_by_email(&self, email: &str) -> Result<User, IdentityError> {
+        check_identifier("email", email)?;
         self.user_with_hash_by("email_normalized", &normalize_email(email)).await.map(|(u, _)| u)
     }
 
@@ -315,6 +331,9 @@ impl Identity {
     /// Password login: throttle check, Argon2id verify (equal cost for unknown accounts),
     /// counters, transparent re-hash, audit.
     pub async fn authenticate(&self, email: &str, password: &str, ctx: &Context) -> Result<User, IdentityError> {
+        // Refused before the throttle, the hash and the audit log see it: an unbounded
+        // identifier would be written twice per attempt (audit row and throttle key).
+        check_identifier("email", email)?;
         let account_key = format!("account:{}", normalize_email(email));
         let ip_key = ctx.ip.as_ref().map(|ip| format!("ip:{ip}"));
         let keys: Vec<&str> = std::iter::once(account_key.as_str()).chain(ip_key.as_deref()).collect();
@@ -343,7 +362,8 @@ impl Identity {
             let hash = self.hasher.hash(password).await?;
             self.store_hash(&user.id, &hash).await?;
         }
-        audit::append(self, ctx, audit::Entry::new("login.succeeded").actor(&format!("user:{}", user.id)).detail("method", "password")).await?;
+        // No "login.succeeded" here: that entry is written with the session it starts
+        // (`create_session`), in one transaction.
         Ok(user)
     }
 }

@@ -28,6 +28,13 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         // A browser sends its session cookie along on any request, so a change made with a
         // session (not an API key) must also carry the CSRF token: checked here, once, for
         // every admin endpoint.
+        // A body is JSON and says so: a form or text/plain POST is what a cross-site page can
+        // send without a CORS preflight, so the API never reads one.
+        if answer.is_ok() {
+            if let Some(refusal) = non_json_body(&lua) {
+                answer = Err((415, refusal));
+            }
+        }
         if let Ok(Value::Table(principal)) = &answer {
             let changes = lua.app_data_ref::<RequestRun>().is_some_and(|r| !matches!(r.request.method.as_str(), "GET" | "HEAD"));
             if changes && principal.get::<String>("kind")? == "session" {
@@ -69,6 +76,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             "invalid_token" => 400,
             "throttled" => 429,
             "mail_error" => 502,
+            "busy" => 503,
             _ => 500,
         };
         let code = match code {
@@ -104,6 +112,20 @@ fn paging(lua: &Lua) -> mlua::Result<(Value, Value)> {
     }
     opts.set("cursor", cursor)?;
     Ok((Value::Table(opts), Value::Nil))
+}
+
+/// Why the request's body is refused, when it has one that is not `application/json`.
+fn non_json_body(lua: &Lua) -> Option<String> {
+    let run = lua.app_data_ref::<RequestRun>()?;
+    if run.request.body.is_empty() {
+        return None;
+    }
+    let ct = run.request.header("content-type").unwrap_or_default();
+    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    if essence == "application/json" {
+        return None;
+    }
+    Some(format!("unsupported_media_type: the body must be application/json (it was {:?})", if ct.is_empty() { "none" } else { ct.as_str() }))
 }
 
 /// The JSON error every admin endpoint answers with.

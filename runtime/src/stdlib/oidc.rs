@@ -132,7 +132,7 @@ const BINDING_COOKIE: &str = "assay_authz";
 /// This browser's binding cookie; with `create`, one is made (and set on the response) when the
 /// browser has none.
 fn binding(lua: &Lua, id: &Identity, create: bool) -> mlua::Result<String> {
-    let sent = lua.app_data_ref::<RequestRun>().and_then(|r| r.request.cookie(BINDING_COOKIE)).filter(|v| !v.is_empty() && v.len() <= 128);
+    let sent = lua.app_data_ref::<RequestRun>().and_then(|r| r.request.cookie(&id.config.cookie_name(BINDING_COOKIE))).filter(|v| !v.is_empty() && v.len() <= 128);
     match sent {
         Some(v) => Ok(v),
         None if !create => Ok(String::new()),

@@ -28,7 +28,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     m.set("create", lua.create_async_function(|lua, (_req, user_id, opts): (Value, String, Option<Table>)| async move {
         let id = identity(&lua, "session.create", PHASES)?;
         let amr = opt_field::<Vec<String>>(opts.as_ref(), "amr")?.unwrap_or_else(|| vec!["pwd".to_string()]);
-        let old = request_cookie(&lua, &id.config.auth.session.cookie_name);
+        let old = request_cookie(&lua, &id.config.session_cookie());
         let user = match id.get_user(&user_id).await {
             Ok(u) => u,
             Err(e) => return outcome(Err(e)),
@@ -36,12 +36,13 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         if user.disabled {
             return Ok(Outcome::Fail("disabled: this account is disabled".into()));
         }
-        let (token, session) = id.create_session(&user_id, &amr, &context(&lua), old.as_deref()).await.map_err(mlua::Error::external)?;
+        let entry = crate::identity::audit::Entry::new("login.succeeded").actor(&format!("user:{user_id}")).detail("amr", amr.clone());
+        let (token, session) = id.create_session(&user_id, &amr, &context(&lua), old.as_deref(), Some(entry)).await.map_err(mlua::Error::external)?;
         started(&lua, &id, &token, session, user)
     })?)?;
     m.set("rotate", lua.create_async_function(|lua, _req: Value| async move {
         let id = identity(&lua, "session.rotate", PHASES)?;
-        let Some(old) = request_cookie(&lua, &id.config.auth.session.cookie_name) else {
+        let Some(old) = request_cookie(&lua, &id.config.session_cookie()) else {
             return Ok(Outcome::Fail("no_session: the request carries no session".into()));
         };
         match id.rotate_session(&old, &context(&lua)).await.map_err(mlua::Error::external)? {
@@ -54,7 +55,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     })?)?;
     m.set("logout", lua.create_async_function(|lua, _req: Value| async move {
         let id = identity(&lua, "session.logout", PHASES)?;
-        let name = id.config.auth.session.cookie_name.clone();
+        let name = id.config.session_cookie();
         if let Some(token) = request_cookie(&lua, &name) {
             id.revoke_session_by_token(&token).await.map_err(mlua::Error::external)?;
         }
@@ -81,7 +82,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         if let Some((s, _)) = current(&lua, &id).await? {
             return Ok(s.csrf_token);
         }
-        let anon = match anonymous_cookie(&lua) {
+        let anon = match anonymous_cookie(&lua, &id) {
             Some(c) => c,
             None => {
                 let value = random_token(32);
@@ -102,7 +103,8 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
 }
 
 /// Whether the request carries this browser's CSRF token (form field `csrf_token` or header
-/// `X-CSRF-Token`): the session's own, or the HMAC of the anonymous `assay_csrf` cookie.
+/// `X-CSRF-Token`): the session's own when there is a session, else the HMAC of the anonymous
+/// `assay_csrf` cookie.
 pub(crate) async fn check_csrf(lua: &Lua, id: &Identity) -> mlua::Result<Outcome<bool>> {
     let submitted = {
         let run = lua.app_data_ref::<RequestRun>();
@@ -118,12 +120,16 @@ pub(crate) async fn check_csrf(lua: &Lua, id: &Identity) -> mlua::Result<Outcome
     let Some(submitted) = submitted.filter(|s| !s.is_empty()) else {
         return Ok(Outcome::Fail("csrf: the request carries no CSRF token".into()));
     };
+    // With a session, only that session's token counts. The anonymous token is a MAC of a
+    // cookie, and a cookie can be planted by a same-site attacker who fetched the matching
+    // token for it first: accepting it here let such a page act as a signed-in admin.
     if let Some((s, _)) = current(lua, id).await? {
         if constant_time_eq(s.csrf_token.as_bytes(), submitted.as_bytes()) {
             return Ok(Outcome::Ok(true));
         }
+        return Ok(Outcome::Fail("csrf: the CSRF token does not match this session".into()));
     }
-    if let Some(anon) = request_cookie(lua, CSRF_COOKIE) {
+    if let Some(anon) = request_cookie(lua, &id.config.cookie_name(CSRF_COOKIE)) {
         if constant_time_eq(id.anonymous_csrf_token(&anon).as_bytes(), submitted.as_bytes()) {
             return Ok(Outcome::Ok(true));
         }
@@ -136,7 +142,7 @@ pub(crate) async fn current(lua: &Lua, id: &Identity) -> mlua::Result<Option<(Se
     if let Some(cached) = lua.app_data_ref::<RequestRun>().and_then(|r| r.session.clone()) {
         return Ok(cached);
     }
-    let found = match request_cookie(lua, &id.config.auth.session.cookie_name) {
+    let found = match request_cookie(lua, &id.config.session_cookie()) {
         Some(token) => id.load_session(&token).await.map_err(mlua::Error::external)?,
         None => None,
     };
@@ -151,12 +157,13 @@ fn request_cookie(lua: &Lua, name: &str) -> Option<String> {
 }
 
 /// The anonymous CSRF cookie: the one the browser sent, or one set earlier in this request.
-fn anonymous_cookie(lua: &Lua) -> Option<String> {
-    if let Some(v) = request_cookie(lua, CSRF_COOKIE) {
+fn anonymous_cookie(lua: &Lua, id: &Identity) -> Option<String> {
+    let name = id.config.cookie_name(CSRF_COOKIE);
+    if let Some(v) = request_cookie(lua, &name) {
         return Some(v);
     }
     let run = lua.app_data_ref::<RequestRun>()?;
-    let prefix = format!("{CSRF_COOKIE}=");
+    let prefix = format!("{name}=");
     run.cookies.iter().filter_map(|c| c.to_str().ok()).find_map(|c| c.strip_prefix(&prefix)).and_then(|rest| rest.split(';').next()).map(str::to_string)
 }
 
@@ -183,7 +190,9 @@ pub(crate) fn clear_session_cookie(lua: &Lua, id: &Identity) -> mlua::Result<()>
 }
 
 /// `Set-Cookie` with the engine's attributes; `max_age` None is a browser-session cookie.
+/// `name` is the base name: on https it becomes `__Host-<name>` ([`crate::config::Config::cookie_name`]).
 pub(crate) fn cookie(id: &Identity, name: &str, value: &str, max_age: Option<u64>) -> mlua::Result<HeaderValue> {
+    let name = id.config.cookie_name(name);
     let mut s = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if let Some(age) = max_age {
         s.push_str(&format!("; Max-Age={age}"));

@@ -12,7 +12,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     m.set("public_url", c.public_url())?;
     m.set("issuer", c.auth.issuer.as_str())?;
     m.set("registration_enabled", c.auth.registration_enabled)?;
-    m.set("session_cookie", c.auth.session.cookie_name.as_str())?;
+    m.set("session_cookie", c.session_cookie())?;
     m.set("smtp_configured", c.auth.smtp.is_some())?;
     m.set("password_min_length", c.auth.password.min_length)?;
     m.set("product_name", "assay")?;
