@@ -117,6 +117,11 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
         }
     };
 
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if let Some(place) = super::nul::nul_in(&path, parts.uri.query(), content_type, &body) {
+        return fail(StatusCode::BAD_REQUEST, "invalid_request", format!("{place} contains a NUL byte"));
+    }
+
     let flow_req = FlowRequest {
         method,
         path,

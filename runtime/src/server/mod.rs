@@ -4,6 +4,7 @@
 mod errors;
 mod handler;
 mod idle;
+mod nul;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
