@@ -16,6 +16,9 @@ pub enum IdentityError {
     InvalidCredentials,
     #[error("throttled: too many failed attempts, try again in {0} seconds")]
     Throttled(u64),
+    /// The password hashing queue is full: answered 503 with `Retry-After`, never queued.
+    #[error("busy: too many password checks at once, try again in {0} seconds")]
+    Busy(u64),
     #[error("disabled: this account is disabled")]
     Disabled,
     #[error("invalid_token: the link is invalid, used or expired")]

@@ -5,6 +5,7 @@
 //! Verifying an unknown account runs the same hash against a dummy PHC string made with the
 //! current parameters, so the answer's timing does not reveal whether the account exists.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -40,6 +41,9 @@ struct Inner {
     /// A PHC string with the current parameters and random output, for unknown accounts.
     dummy: String,
     jobs: Mutex<mpsc::Sender<Job>>,
+    /// Jobs sent and not yet finished (waiting or running), and the most that may be.
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
 }
 
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
@@ -94,7 +98,9 @@ impl Hasher {
                 .map_err(|e| IdentityError::Config(format!("cannot start password hashing threads: {e}")))?;
         }
         tracing::debug!(threads, m = cfg.memory_kib, t = cfg.iterations, p = cfg.parallelism, "password hasher ready");
-        Ok(Hasher { inner: Arc::new(Inner { pepper, params, min_length: cfg.min_length, dummy, jobs: Mutex::new(tx) }) })
+        let max_in_flight = threads + cfg.max_queued_hashes.unwrap_or(threads * 16);
+        let inner = Inner { pepper, params, min_length: cfg.min_length, dummy, jobs: Mutex::new(tx), in_flight: Default::default(), max_in_flight };
+        Ok(Hasher { inner: Arc::new(inner) })
     }
 
     /// `Ok` or `WeakPassword` with the reason (length only: NIST SP 800-63B advises against
@@ -150,13 +156,36 @@ impl Hasher {
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> Result<T, IdentityError> + Send + 'static,
     ) -> Result<T, IdentityError> {
+        // A bounded queue: a burst past it is refused at once (503 upstream) rather than left
+        // to wait past the flow's budget, which answered 500 after the work was done anyway.
+        let in_flight = self.inner.in_flight.clone();
+        if in_flight.fetch_add(1, Ordering::AcqRel) >= self.inner.max_in_flight {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(IdentityError::Busy(1));
+        }
+        let done = Finished(in_flight);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |memory| {
+            let _done = done;
+            // The request that wanted this hash has gone (client left, budget spent): its
+            // answer would be thrown away, so the core goes to the next one.
+            if tx.is_closed() {
+                return;
+            }
             let _ = tx.send(work(memory));
         });
         let sent = self.inner.jobs.lock().map_err(|_| IdentityError::Internal("password hasher poisoned".into()))?.send(job);
         sent.map_err(|_| IdentityError::Internal("password hashing threads are gone".into()))?;
         rx.await.map_err(|_| IdentityError::Internal("a password hashing thread failed".into()))?
+    }
+}
+
+/// Counts a job as finished when dropped: run, skipped, or never sent.
+struct Finished(Arc<AtomicUsize>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
