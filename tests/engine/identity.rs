@@ -11,10 +11,10 @@ use sha2::{Digest, Sha256};
 
 use crate::harness::*;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// A browser: a cookie jar, no automatic redirects.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -24,28 +24,28 @@ fn browser() -> reqwest::Client {
 }
 
 /// The value of the hidden `csrf_token` field in a page.
-fn csrf_in(html: &str) -> String {
+pub(crate) fn csrf_in(html: &str) -> String {
     let at = html.find("name=\"csrf_token\"").unwrap_or_else(|| panic!("no csrf_token field in:\n{html}"));
     let rest = &html[at..];
     let v = rest.find("value=\"").expect("csrf value") + 7;
     rest[v..v + rest[v..].find('"').expect("end quote")].to_string()
 }
 
-async fn page(c: &reqwest::Client, url: &str) -> (u16, String) {
+pub(crate) async fn page(c: &reqwest::Client, url: &str) -> (u16, String) {
     let r = c.get(url).send().await.expect("GET");
     let status = r.status().as_u16();
     (status, r.text().await.expect("body"))
 }
 
-async fn post_form(c: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn post_form(c: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
     c.post(url).form(form).send().await.expect("POST")
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub(crate) fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").map(|v| v.to_str().expect("ascii").to_string()).unwrap_or_default()
 }
 
-fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()
@@ -54,12 +54,12 @@ fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn cookie_value(set_cookie: &str) -> String {
+pub(crate) fn cookie_value(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap_or_default().split_once('=').map(|(_, v)| v.to_string()).unwrap_or_default()
 }
 
 /// Logs in through the real form; returns the POST's response.
-async fn login(c: &reqwest::Client, e: &Engine, email: &str, password: &str, return_to: Option<&str>) -> reqwest::Response {
+pub(crate) async fn login(c: &reqwest::Client, e: &Engine, email: &str, password: &str, return_to: Option<&str>) -> reqwest::Response {
     let (status, html) = page(c, &e.at("/auth/login")).await;
     assert_eq!(status, 200, "{html}");
     let token = csrf_in(&html);
@@ -71,18 +71,18 @@ async fn login(c: &reqwest::Client, e: &Engine, email: &str, password: &str, ret
 }
 
 /// The engine's admin API with its generated key.
-struct Admin {
+pub(crate) struct Admin {
     c: reqwest::Client,
     base: String,
     key: String,
 }
 
 impl Admin {
-    fn new(db: &TestDb, e: &Engine) -> Admin {
+    pub(crate) fn new(db: &TestDb, e: &Engine) -> Admin {
         let key = std::fs::read_to_string(db.data_dir().join("admin-key")).expect("admin key").trim().to_string();
         Admin { c: client(), base: e.at("/auth/admin/auth"), key }
     }
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}{path}", self.base);
         let mut rb = self.c.request(method.parse().expect("method"), url).bearer_auth(&self.key);
         if let Some(b) = body {
@@ -93,7 +93,7 @@ impl Admin {
         let text = r.text().await.expect("body");
         (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")) })
     }
-    async fn create_user(&self, email: &str, password: Option<&str>) -> Value {
+    pub(crate) async fn create_user(&self, email: &str, password: Option<&str>) -> Value {
         let mut body = json!({ "email": email, "display_name": "Test User" });
         if let Some(p) = password {
             body["password"] = json!(p);
@@ -336,13 +336,23 @@ pub async fn registration_and_verification(b: Backend) {
     let r = c.post(e.at("/auth/register")).form(&form(PASSWORD, "something else")).send().await.expect("POST");
     assert_eq!(r.status(), 422);
     assert_eq!(db.count("SELECT COUNT(*) FROM auth.users").await, 0);
+    // A new address and one that has an account get the same page, and neither signs in.
     let r = c.post(e.at("/auth/register")).form(&form(PASSWORD, PASSWORD)).send().await.expect("POST");
-    assert_eq!(r.status(), 303);
-    assert_eq!(location(&r), "/auth/welcome");
+    assert_eq!(r.status(), 200);
+    assert!(set_cookie(&r, "assay_session").is_none(), "registration must not sign in");
+    let first = r.text().await.expect("body");
+    assert!(first.contains("Check your email"), "{first}");
     let r = c.post(e.at("/auth/register")).form(&form(PASSWORD, PASSWORD)).send().await.expect("POST");
-    assert_eq!(r.status(), 422, "a second account with the same email");
+    assert_eq!(r.status(), 200, "a second account with the same email gets the same answer");
+    assert!(set_cookie(&r, "assay_session").is_none());
+    assert_eq!(r.text().await.expect("body"), first, "the answers must not tell new and taken addresses apart");
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.users").await, 1);
 
-    let mail = sink.wait_for("new@example.com", 0).await;
+    // Two mails: the verification link, and the owner's notice of the second attempt.
+    sink.wait_for("new@example.com", 1).await;
+    let mails: Vec<String> = sink.messages().into_iter().filter(|m| m.contains("X-Envelope-To: new@example.com")).collect();
+    let mail = mails.iter().find(|m| m.contains("/auth/verify?token=")).expect("a verification mail").clone();
+    assert!(mails.iter().any(|m| m.contains("Someone tried to create")), "the owner is told of the second attempt");
     let link = link_in(&mail, "/auth/verify?token=");
     let admin = Admin::new(&db, &e);
     let (_, list) = admin.call("GET", "/users?q=new@example.com", None).await;

@@ -12,6 +12,7 @@ mod identity;
 mod oidc;
 mod provider;
 mod relying_party;
+mod security;
 
 /// Every case the list below names, whichever file holds it.
 mod all_cases {
@@ -21,6 +22,7 @@ mod all_cases {
     pub use crate::oidc::*;
     pub use crate::provider::*;
     pub use crate::relying_party::*;
+    pub use crate::security::*;
 }
 
 /// Cases that need the fixed default port take turns.
@@ -86,4 +88,10 @@ on_both_backends!(
     provider_malformed_requests,
     consent_and_claims_overrides,
     oidc_relying_party,
+    oversized_fields_are_refused_at_once,
+    csrf_needs_the_sessions_own_token,
+    recovery_is_throttled,
+    nul_bytes_are_refused,
+    login_audit_names_its_session,
+    login_burst_gets_503_not_500,
 );

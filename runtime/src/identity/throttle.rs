@@ -81,6 +81,33 @@ pub async fn record_failure(id: &Identity, account_key: &str, ip_key: Option<&st
     Ok(())
 }
 
+/// A rate limit on `key`: counts this attempt, and answers how many seconds to wait when
+/// it is past `limit` attempts in a window of `window_secs` (a fixed window from the first
+/// attempt). The counter lives in the same table as the sign-in counters, so every engine
+/// on the database sees it and an administrator can list and clear it.
+pub async fn hit(id: &Identity, key: &str, limit: u32, window_secs: u64) -> Result<Option<u64>, IdentityError> {
+    let now = Timestamp::now();
+    let window_start = Timestamp(now.0 - chrono::Duration::seconds(window_secs.min(i64::MAX as u64 / 2) as i64));
+    let (count, started): (i64, Timestamp) = with_pool!(&id.db, pool => sqlx::query_as(
+        "INSERT INTO auth.login_throttle AS t (key, failures, window_started_at, last_failure_at) VALUES ($1, 1, $2, $2) \
+         ON CONFLICT (key) DO UPDATE SET \
+           failures = CASE WHEN t.window_started_at < $3 THEN 1 ELSE t.failures + 1 END, \
+           window_started_at = CASE WHEN t.window_started_at < $3 THEN $2 ELSE t.window_started_at END, \
+           last_failure_at = $2 \
+         RETURNING failures, window_started_at")
+        .bind(key)
+        .bind(now)
+        .bind(window_start)
+        .fetch_one(pool)
+        .await)?;
+    if count <= i64::from(limit) {
+        return Ok(None);
+    }
+    let ends = started.0 + chrono::Duration::seconds(window_secs as i64);
+    let secs = (ends - now.0).num_milliseconds().max(0) as u64;
+    Ok(Some(secs.div_ceil(1000).max(1)))
+}
+
 /// One more failure for `key` (a fresh count once the window has passed); returns the count.
 async fn bump(id: &Identity, key: &str) -> Result<i64, IdentityError> {
     let now = Timestamp::now();

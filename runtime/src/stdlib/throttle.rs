@@ -25,5 +25,19 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             Err(e) => outcome(Err(e)),
         }
     })?)?;
+    m.set("hit", lua.create_async_function(|lua, (key, limit, window_secs): (String, u32, u64)| async move {
+        let id = identity(&lua, "throttle.hit", PHASES)?;
+        if key.is_empty() || key.len() > 300 {
+            return Err(mlua::Error::runtime("throttle.hit: the key must be 1 to 300 bytes"));
+        }
+        if limit == 0 || window_secs == 0 {
+            return Err(mlua::Error::runtime("throttle.hit: limit and window_secs must be positive"));
+        }
+        match throttle::hit(&id, &key, limit, window_secs).await {
+            Ok(None) => Ok(Outcome::Ok(true)),
+            Ok(Some(wait)) => Ok(Outcome::Fail(format!("throttled: too many attempts, try again in {wait} seconds"))),
+            Err(e) => outcome(Err(e)),
+        }
+    })?)?;
     Ok(m)
 }

@@ -4,7 +4,7 @@
 use mlua::{Lua, Table, Value};
 
 use super::{context, identity, opt_string, outcome, outcome_lua, page_limit};
-use crate::identity::tokens::Purpose;
+use crate::identity::tokens::{LinkMail, Purpose};
 use crate::identity::users::{NewUser, UserPatch};
 use crate::lua::{Outcome, Phase};
 
@@ -89,6 +89,29 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         let id = identity(&lua, "users.issue_token", PHASES)?;
         let purpose = parse_purpose("users.issue_token", &purpose)?;
         outcome(id.issue_token(&user_id, purpose, ttl).await)
+    })?)?;
+    // Token and mail after the response, for a user or for nobody: the request does the
+    // same work either way (recovery must not tell which addresses have accounts by timing).
+    m.set("mail_link", lua.create_function(|lua, (user_id, t): (Option<String>, Table)| {
+        let id = identity(lua, "users.mail_link", PHASES)?;
+        let purpose = parse_purpose("users.mail_link", &t.get::<Option<String>>("purpose")?.unwrap_or_default())?;
+        let need = |k: &str| -> mlua::Result<String> {
+            t.get::<Option<String>>(k)?.ok_or_else(|| mlua::Error::runtime(format!("users.mail_link: {k} is required")))
+        };
+        let link = LinkMail { purpose, ttl_secs: t.get("ttl_secs")?, url: need("url")?, subject: need("subject")?, text: need("text")? };
+        if !link.text.contains("{link}") {
+            return Err(mlua::Error::runtime("users.mail_link: text must contain {link}"));
+        }
+        if !(link.url.starts_with("https://") || link.url.starts_with("http://")) {
+            return Err(mlua::Error::runtime("users.mail_link: url must be an absolute http(s) URL"));
+        }
+        tokio::spawn(async move {
+            let Some(user_id) = user_id else { return };
+            if let Err(e) = id.mail_link(&user_id, &link).await {
+                tracing::error!(user = %user_id, purpose = link.purpose.as_str(), error = %e, "link mail was not sent");
+            }
+        });
+        Ok(true)
     })?)?;
     m.set("consume_token", lua.create_async_function(|lua, (token, purpose): (String, String)| async move {
         let id = identity(&lua, "users.consume_token", PHASES)?;
