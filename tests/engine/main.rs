@@ -89,4 +89,6 @@ on_both_backends!(
     consent_and_claims_overrides,
     oidc_relying_party,
     max_age_zero_forces_login,
+    introspection_by_resource_servers_only,
+    resource_server_in_console,
 );

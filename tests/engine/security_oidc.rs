@@ -1,10 +1,23 @@
-//! Regression cases for the OpenID provider's security review. Helpers come from
-//! `provider.rs`.
+//! Regression cases for the OpenID provider's security review: `max_age=0` always asks for a
+//! sign-in, and introspection tells a client only about its own tokens unless it is a resource
+//! server. Helpers come from `provider.rs` and `oidc.rs`.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::harness::*;
+use crate::oidc::{console_session, csrf};
 use crate::provider::*;
+
+/// RFC 7662 introspection of `token` by the client `(id, secret)`.
+async fn introspect(e: &Engine, by: (&str, &str), token: &str) -> Value {
+    let (status, v, _) = post_form(e, "/auth/oauth2/introspect", Some(by), &[("token", token)]).await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}"))
+}
 
 /// Review finding 13: `max_age=0` is `prompt=login` (OIDC Core §3.1.2.1), even within the
 /// second the session began; a larger `max_age` that the session meets asks nothing.
@@ -29,4 +42,72 @@ pub async fn max_age_zero_forces_login(b: Backend) {
     // Signing in again for max_age=0 finishes (the fresh sign-in is not sent round again).
     let (cb, _) = browser.authorize(&auth_url(&e, &client_id, &challenge, "&max_age=0")).await;
     assert!(param(&cb, "code").is_some(), "{cb}");
+}
+
+/// Review finding 16: a client introspects its own tokens; another client's only if it is a
+/// resource server (`resource_server`, through the admin API and `assay.oidc`); otherwise
+/// `{"active": false}`, for access and refresh tokens alike.
+pub async fn introspection_by_resource_servers_only(b: Backend) {
+    let db = TestDb::new(b).await;
+    let e = Setup::new(&db).public_port().start().await;
+    let key = admin_key(&db);
+    make_user(&e, &key, &[]).await;
+    let (owner, owner_secret) = make_client(&e, &key, json!({ "skip_consent": true })).await;
+    let (other, other_secret) = make_client(&e, &key, json!({ "name": "Other RP" })).await;
+    let (api, api_secret) = make_client(&e, &key, json!({ "name": "API", "resource_server": true })).await;
+    let (tok, _) = tokens(&e, &owner, &owner_secret).await;
+    let (at, rt) = (str_of(&tok, "access_token"), str_of(&tok, "refresh_token"));
+
+    for t in [at, rt] {
+        assert_eq!(introspect(&e, (&other, &other_secret), t).await, json!({ "active": false }), "another client learnt about the token");
+        let mine = introspect(&e, (&owner, &owner_secret), t).await;
+        assert_eq!((&mine["active"], mine["client_id"].as_str()), (&json!(true), Some(owner.as_str())), "{mine}");
+        let rs = introspect(&e, (&api, &api_secret), t).await;
+        assert_eq!((&rs["active"], rs["client_id"].as_str()), (&json!(true), Some(owner.as_str())), "{rs}");
+    }
+
+    // The field through the admin API: shown on get and list, false by default, PATCHable,
+    // and checked.
+    let c = client();
+    let base = e.at("/auth/admin/auth/oidc-clients");
+    let get = |id: String| {
+        let rb = c.get(format!("{base}/{id}")).bearer_auth(&key);
+        async move { rb.send().await.expect("GET").json::<Value>().await.expect("json") }
+    };
+    assert_eq!(get(api.clone()).await["resource_server"], true);
+    assert_eq!(get(other.clone()).await["resource_server"], false);
+    let list: Value = c.get(&base).bearer_auth(&key).send().await.expect("list").json().await.expect("json");
+    assert!(list["clients"].as_array().expect("clients").iter().all(|x| x["resource_server"].is_boolean()), "{list}");
+    let patch = |body: Value| c.patch(format!("{base}/{other}")).bearer_auth(&key).json(&body).send();
+    let r = patch(json!({ "resource_server": "yes" })).await.expect("PATCH");
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.json::<Value>().await.expect("json")["error_description"], "resource_server: must be true or false");
+    let r = patch(json!({ "resource_server": true })).await.expect("PATCH");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.expect("json")["resource_server"], true);
+    assert_eq!(introspect(&e, (&other, &other_secret), at).await["active"], true, "a client made a resource server");
+    let r = patch(json!({ "resource_server": false })).await.expect("PATCH");
+    assert_eq!(r.status(), 200);
+    assert_eq!(introspect(&e, (&other, &other_secret), at).await, json!({ "active": false }));
+}
+
+/// The console's client form has the resource-server checkbox, and the list marks one.
+pub async fn resource_server_in_console(b: Backend) {
+    let db = TestDb::new(b).await;
+    let (e, c) = console_session(&db).await;
+    let html = c.get(e.at("/auth/console/clients")).send().await.expect("GET").text().await.expect("body");
+    assert!(html.contains("name=\"resource_server\""), "{html}");
+    let form = [
+        ("csrf_token", csrf(&html)),
+        ("name", "Photos API".into()),
+        ("redirect_uris", "https://api.example.com/cb".into()),
+        ("token_endpoint_auth_method", "client_secret_basic".into()),
+        ("pkce_required", "1".into()),
+        ("resource_server", "1".into()),
+    ];
+    let r = c.post(e.at("/auth/console/clients")).form(&form).send().await.expect("POST");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.oidc_clients WHERE resource_server = TRUE").await, 1);
+    let list = c.get(e.at("/auth/console/clients")).send().await.expect("GET").text().await.expect("body");
+    assert!(list.contains("Photos API") && list.contains(">resource server<"), "{list}");
 }
