@@ -88,6 +88,7 @@ on_both_backends!(
     provider_malformed_requests,
     consent_and_claims_overrides,
     oidc_relying_party,
+    deleted_client_tokens_die,
     max_age_zero_forces_login,
     introspection_by_resource_servers_only,
     resource_server_in_console,

@@ -1,6 +1,6 @@
-//! Regression cases for the OpenID provider's security review: `max_age=0` always asks for a
-//! sign-in, and introspection tells a client only about its own tokens unless it is a resource
-//! server. Helpers come from `provider.rs` and `oidc.rs`.
+//! Regression cases for the OpenID provider's security review: a deleted client's tokens die
+//! with it, `max_age=0` always asks for a sign-in, and introspection tells a client only about
+//! its own tokens unless it is a resource server. Helpers come from `provider.rs` and `oidc.rs`.
 
 use serde_json::{json, Value};
 
@@ -17,6 +17,51 @@ async fn introspect(e: &Engine, by: (&str, &str), token: &str) -> Value {
 
 fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}"))
+}
+
+/// Review finding 5: deleting a client ends its grants, refresh tokens, consents and pending
+/// requests, and its access tokens (user-bound and client-credentials) introspect inactive and
+/// fail at userinfo, because a missing grant or client no longer counts as live.
+pub async fn deleted_client_tokens_die(b: Backend) {
+    let db = TestDb::new(b).await;
+    let e = Setup::new(&db).public_port().start().await;
+    let key = admin_key(&db);
+    make_user(&e, &key, &[]).await;
+    let (gone, gone_secret) = make_client(&e, &key, json!({ "grant_types": ["authorization_code", "refresh_token", "client_credentials"] })).await;
+    let (api, api_secret) = make_client(&e, &key, json!({ "name": "API", "resource_server": true })).await;
+    let api = (api.as_str(), api_secret.as_str());
+
+    // Consent remembered, a grant with a refresh token, a machine token, and a parked request.
+    let (tok, browser) = tokens(&e, &gone, &gone_secret).await;
+    let (at, rt) = (str_of(&tok, "access_token"), str_of(&tok, "refresh_token"));
+    let (s, cc, _) = post_form(&e, "/auth/token", Some((&gone, &gone_secret)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(s, 200, "{cc}");
+    let cc_at = str_of(&cc, "access_token");
+    let (_, challenge) = pkce();
+    let (_, parked, _) = browser.get(&auth_url(&e, &gone, &challenge, "&prompt=login")).await;
+    assert!(parked.starts_with("/auth/login?login_challenge="), "{parked}");
+    for t in [at, rt, cc_at] {
+        assert_eq!(introspect(&e, api, t).await["active"], true, "before the delete");
+    }
+    let r = client().get(e.at("/auth/userinfo")).bearer_auth(at).send().await.expect("userinfo");
+    assert_eq!(r.status(), 200);
+
+    let r = client().delete(e.at(&format!("/auth/admin/auth/oidc-clients/{gone}"))).bearer_auth(&key).send().await.expect("DELETE");
+    assert_eq!(r.status(), 204);
+
+    for (t, what) in [(at, "access token"), (rt, "refresh token"), (cc_at, "client-credentials token")] {
+        assert_eq!(introspect(&e, api, t).await, json!({ "active": false }), "the deleted client's {what} is still active");
+    }
+    let r = client().get(e.at("/auth/userinfo")).bearer_auth(at).send().await.expect("userinfo");
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"].to_str().expect("ascii").contains("invalid_token"));
+    let (s, v, _) = post_form(&e, "/auth/token", Some((&gone, &gone_secret)), &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
+    assert_ne!(s, 200, "the deleted client's refresh token refreshed: {v}");
+    for table in ["oidc_grants", "oidc_refresh_tokens", "oidc_authorization_codes", "oidc_consents", "oidc_auth_requests", "oidc_sessions"] {
+        assert_eq!(db.count(&format!("SELECT COUNT(*) FROM auth.{table} WHERE client_id = '{gone}'")).await, 0, "{table} kept rows of the deleted client");
+    }
+    // The resource server's own standing is untouched.
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM auth.oidc_clients WHERE client_id = '{}'", api.0)).await, 1);
 }
 
 /// Review finding 13: `max_age=0` is `prompt=login` (OIDC Core §3.1.2.1), even within the

@@ -256,12 +256,31 @@ impl Identity {
         self.get_client(client_id).await
     }
 
+    /// Deletes a client and, in the same transaction, everything it was given: grants and their
+    /// refresh tokens, unused codes, remembered consents, parked authorization requests, and the
+    /// sessions it would be told about at logout. The foreign keys cascade too, but saying it
+    /// here keeps it true whatever a connection's `foreign_keys` setting; the access tokens it
+    /// holds then fail introspection and userinfo, which treat a missing grant or client as
+    /// revoked. Pending Logout Tokens stay: they end sessions the client already knew about.
     pub async fn delete_client(&self, client_id: &str) -> Result<(), IdentityError> {
-        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.oidc_clients WHERE client_id = $1")
-            .bind(client_id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        const DEPENDENTS: &[&str] = &[
+            "DELETE FROM auth.oidc_refresh_tokens WHERE client_id = $1",
+            "DELETE FROM auth.oidc_authorization_codes WHERE client_id = $1",
+            "DELETE FROM auth.oidc_grants WHERE client_id = $1",
+            "DELETE FROM auth.oidc_consents WHERE client_id = $1",
+            "DELETE FROM auth.oidc_auth_requests WHERE client_id = $1",
+            "DELETE FROM auth.oidc_sessions WHERE client_id = $1",
+        ];
+        let _turn = self.sqlite_write_turn().await;
+        let n = with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            for sql in DEPENDENTS {
+                sqlx::query(sql).bind(client_id).execute(&mut *tx).await?;
+            }
+            let n = sqlx::query("DELETE FROM auth.oidc_clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            n
+        });
         if n == 0 {
             return Err(IdentityError::NotFound("no client with that client_id".into()));
         }

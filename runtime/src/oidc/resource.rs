@@ -18,8 +18,8 @@ fn bearer_error(e: OAuthError) -> Reply {
 }
 
 impl Identity {
-    /// The claims of a live access token of this provider (signature, expiry, issuer, typ, and
-    /// neither it nor its grant revoked), or why not.
+    /// The claims of a live access token of this provider (signature, expiry, issuer, typ;
+    /// neither it nor its grant revoked; its client and grant still there), or why not.
     pub async fn check_access_token(&self, token: &str) -> Result<Result<Value, String>, IdentityError> {
         let expect = Expect { issuer: Some(self.config.auth.issuer.clone()), typ: Some("at+jwt".into()), ..Default::default() };
         let claims = match self.verify_jwt(token, &expect).await {
@@ -28,7 +28,8 @@ impl Identity {
             Err(e) => return Err(e),
         };
         let Some(jti) = claims["jti"].as_str() else { return Ok(Err("no jti".into())) };
-        if !self.access_token_live(jti).await? {
+        let Some(client_id) = claims["client_id"].as_str() else { return Ok(Err("no client_id".into())) };
+        if !self.access_token_live(jti, client_id).await? {
             return Ok(Err("revoked".into()));
         }
         Ok(Ok(claims))
