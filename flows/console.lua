@@ -510,6 +510,7 @@ http.route("POST", "/auth/console/clients", function(req)
     name = trim(f.name), redirect_uris = f.redirect_uris or "", post_logout_redirect_uris = f.post_logout_redirect_uris or "",
     default_scopes = f.default_scopes or "", token_endpoint_auth_method = f.token_endpoint_auth_method or "client_secret_basic",
     pkce_required = f.pkce_required == "1", skip_consent = f.skip_consent == "1", backchannel_logout_uri = trim(f.backchannel_logout_uri),
+    resource_server = f.resource_server == "1",
   }
   local input = {
     name = form.name,
@@ -518,6 +519,7 @@ http.route("POST", "/auth/console/clients", function(req)
     token_endpoint_auth_method = form.token_endpoint_auth_method,
     pkce_required = form.pkce_required,
     skip_consent = form.skip_consent,
+    resource_server = form.resource_server,
   }
   local scopes = words_of(form.default_scopes)
   if #scopes > 0 then input.default_scopes = scopes end

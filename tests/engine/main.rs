@@ -13,6 +13,7 @@ mod oidc;
 mod provider;
 mod relying_party;
 mod security;
+mod security_oidc;
 
 /// Every case the list below names, whichever file holds it.
 mod all_cases {
@@ -23,6 +24,7 @@ mod all_cases {
     pub use crate::provider::*;
     pub use crate::relying_party::*;
     pub use crate::security::*;
+    pub use crate::security_oidc::*;
 }
 
 /// Cases that need the fixed default port take turns.
@@ -94,4 +96,8 @@ on_both_backends!(
     nul_bytes_are_refused,
     login_audit_names_its_session,
     login_burst_gets_503_not_500,
+    deleted_client_tokens_die,
+    max_age_zero_forces_login,
+    introspection_by_resource_servers_only,
+    resource_server_in_console,
 );

@@ -183,7 +183,7 @@ pub async fn jwks_admin_api(b: Backend) {
 }
 
 /// An engine with an administrator signed in: (engine, the admin's browser).
-async fn console_session(db: &TestDb) -> (Engine, reqwest::Client) {
+pub(crate) async fn console_session(db: &TestDb) -> (Engine, reqwest::Client) {
     let config = Setup::new(db).write("engine.toml");
     let cfg = config.display().to_string();
     let (code, out, err) = run_cli_stdin(&["users", "create", "--config", &cfg, "--email", "root@example.com", "--password-stdin", "--admin"], db.dir.path(), "a long enough passphrase\n");
@@ -252,7 +252,7 @@ pub async fn clients_console_pane(b: Backend) {
     assert_eq!(db.count("SELECT COUNT(*) FROM auth.oidc_clients").await, 0);
 }
 
-fn csrf(html: &str) -> String {
+pub(crate) fn csrf(html: &str) -> String {
     let at = html.find("name=\"csrf_token\" value=\"").expect("csrf field") + "name=\"csrf_token\" value=\"".len();
     html[at..at + html[at..].find('"').expect("quote")].to_string()
 }

@@ -12,15 +12,15 @@ use serde_json::{json, Value};
 
 use crate::harness::*;
 
-const EMAIL: &str = "rp.user@example.com";
-const PASSWORD: &str = "a long enough passphrase";
-const CALLBACK: &str = "http://127.0.0.1:9/cb";
+pub(crate) const EMAIL: &str = "rp.user@example.com";
+pub(crate) const PASSWORD: &str = "a long enough passphrase";
+pub(crate) const CALLBACK: &str = "http://127.0.0.1:9/cb";
 
-fn admin_key(db: &TestDb) -> String {
+pub(crate) fn admin_key(db: &TestDb) -> String {
     std::fs::read_to_string(db.data_dir().join("admin-key")).expect("admin key").trim().to_string()
 }
 
-async fn admin_post(e: &Engine, key: &str, path: &str, body: Value) -> Value {
+pub(crate) async fn admin_post(e: &Engine, key: &str, path: &str, body: Value) -> Value {
     let r = client().post(e.at(path)).bearer_auth(key).json(&body).send().await.expect("admin call");
     let status = r.status().as_u16();
     let v: Value = r.json().await.expect("json");
@@ -28,12 +28,12 @@ async fn admin_post(e: &Engine, key: &str, path: &str, body: Value) -> Value {
     v
 }
 
-async fn make_user(e: &Engine, key: &str, roles: &[&str]) -> String {
+pub(crate) async fn make_user(e: &Engine, key: &str, roles: &[&str]) -> String {
     let u = admin_post(e, key, "/auth/admin/auth/users", json!({ "email": EMAIL, "password": PASSWORD, "roles": roles, "display_name": "RP User" })).await;
     u["id"].as_str().expect("id").to_string()
 }
 
-async fn make_client(e: &Engine, key: &str, extra: Value) -> (String, String) {
+pub(crate) async fn make_client(e: &Engine, key: &str, extra: Value) -> (String, String) {
     let mut body = json!({
         "name": "Test RP",
         "redirect_uris": [CALLBACK],
@@ -47,7 +47,7 @@ async fn make_client(e: &Engine, key: &str, extra: Value) -> (String, String) {
 }
 
 /// The `type="hidden"` inputs of a page, as the browser would send them.
-fn hidden_fields(html: &str) -> Vec<(String, String)> {
+pub(crate) fn hidden_fields(html: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for part in html.split("type=\"hidden\" name=\"").skip(1) {
         let Some((name, rest)) = part.split_once('"') else { continue };
@@ -57,26 +57,26 @@ fn hidden_fields(html: &str) -> Vec<(String, String)> {
     out
 }
 
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let challenge = URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
 
-fn jwt_parts(token: &str) -> (Value, Value) {
+pub(crate) fn jwt_parts(token: &str) -> (Value, Value) {
     let mut p = token.split('.');
     let dec = |s: Option<&str>| -> Value { serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s.expect("part")).expect("b64")).expect("json") };
     (dec(p.next()), dec(p.next()))
 }
 
 /// A browser: cookies kept, redirects followed by hand.
-struct Browser {
+pub(crate) struct Browser {
     c: reqwest::Client,
     base: String,
 }
 
 impl Browser {
-    fn new(e: &Engine) -> Browser {
+    pub(crate) fn new(e: &Engine) -> Browser {
         let c = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client");
         Browser { c, base: e.url.clone() }
     }
@@ -85,13 +85,13 @@ impl Browser {
         if loc.starts_with("http") { loc.to_string() } else { format!("{}{loc}", self.base) }
     }
 
-    async fn get(&self, url: &str) -> (u16, String, String) {
+    pub(crate) async fn get(&self, url: &str) -> (u16, String, String) {
         let r = self.c.get(self.abs(url)).send().await.expect("GET");
         let loc = r.headers().get("location").map(|v| v.to_str().expect("ascii").to_string()).unwrap_or_default();
         (r.status().as_u16(), loc, r.text().await.expect("body"))
     }
 
-    async fn post(&self, url: &str, form: &[(String, String)]) -> (u16, String, String) {
+    pub(crate) async fn post(&self, url: &str, form: &[(String, String)]) -> (u16, String, String) {
         let r = self.c.post(self.abs(url)).form(form).send().await.expect("POST");
         let loc = r.headers().get("location").map(|v| v.to_str().expect("ascii").to_string()).unwrap_or_default();
         (r.status().as_u16(), loc, r.text().await.expect("body"))
@@ -99,7 +99,7 @@ impl Browser {
 
     /// From an authorization URL to the callback URL: signs in if asked, allows consent if
     /// asked. Returns the callback URL and whether the consent page was shown.
-    async fn authorize(&self, url: &str) -> (String, bool) {
+    pub(crate) async fn authorize(&self, url: &str) -> (String, bool) {
         let (mut status, mut loc, mut body) = self.get(url).await;
         let mut consented = false;
         for _ in 0..10 {
@@ -132,11 +132,11 @@ fn query_of(url: &str) -> Vec<(String, String)> {
     url::Url::parse(url).expect("url").query_pairs().into_owned().collect()
 }
 
-fn param(url: &str, name: &str) -> Option<String> {
+pub(crate) fn param(url: &str, name: &str) -> Option<String> {
     query_of(url).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-fn auth_url(e: &Engine, client_id: &str, challenge: &str, extra: &str) -> String {
+pub(crate) fn auth_url(e: &Engine, client_id: &str, challenge: &str, extra: &str) -> String {
     e.at(&format!(
         "/auth/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20profile%20email%20groups&state=s1&nonce=n1&code_challenge={challenge}&code_challenge_method=S256{extra}",
         urlencode(CALLBACK)
@@ -148,7 +148,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Code flow to tokens: (token response, browser).
-async fn tokens(e: &Engine, client_id: &str, secret: &str) -> (Value, Browser) {
+pub(crate) async fn tokens(e: &Engine, client_id: &str, secret: &str) -> (Value, Browser) {
     let b = Browser::new(e);
     let (verifier, challenge) = pkce();
     let (cb, _) = b.authorize(&auth_url(e, client_id, &challenge, "")).await;
@@ -156,7 +156,7 @@ async fn tokens(e: &Engine, client_id: &str, secret: &str) -> (Value, Browser) {
 }
 
 /// The tokens for the code a callback URL carries.
-async fn exchange(e: &Engine, client_id: &str, secret: &str, callback: &str, verifier: &str) -> Value {
+pub(crate) async fn exchange(e: &Engine, client_id: &str, secret: &str, callback: &str, verifier: &str) -> Value {
     let code = param(callback, "code").expect("code");
     let r = client()
         .post(e.at("/auth/token"))
@@ -316,7 +316,7 @@ pub async fn provider_key_rotation(b: Backend) {
 }
 
 /// The status and JSON body of a POST of `form` to `path`.
-async fn post_form(e: &Engine, path: &str, auth: Option<(&str, &str)>, form: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
+pub(crate) async fn post_form(e: &Engine, path: &str, auth: Option<(&str, &str)>, form: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
     let mut rb = client().post(e.at(path)).form(form);
     if let Some((id, secret)) = auth {
         rb = rb.basic_auth(id, Some(secret));

@@ -76,6 +76,13 @@ fn parse_time(s: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(s).map(|t| t.timestamp()).unwrap_or(0)
 }
 
+/// Whether a sign-in at `auth_time` is too old for `max_age` (OIDC Core §3.1.2.1): re-authenticate
+/// when auth_time + max_age < now. Times are whole seconds, so a sign-in in this very second
+/// would pass `max_age=0`; but 0 means "sign in again" (it is `prompt=login`, §3.1.2.1), always.
+fn sign_in_too_old(auth_time: i64, max_age: i64, now: i64) -> bool {
+    max_age == 0 || auth_time.saturating_add(max_age) < now
+}
+
 /// RFC 8252 §7.3: a loopback redirect URI matches on any port. Everything else is compared as
 /// a string, byte for byte.
 pub fn redirect_uri_registered(registered: &[String], given: &str) -> bool {
@@ -159,7 +166,7 @@ impl Identity {
         // Can the browser's session answer for the user?
         let login = browser.and_then(|(s, u)| {
             let auth_time = parse_time(&s.created_at);
-            let too_old = request.max_age.is_some_and(|m| now_secs() - auth_time > m);
+            let too_old = request.max_age.is_some_and(|m| sign_in_too_old(auth_time, m, now_secs()));
             let other_user = request.login_hint.as_deref().is_some_and(|h| !h.eq_ignore_ascii_case(&u.email) && h != u.id);
             // acr "0" is a session's single sign-on, "1" a sign-in made for this request.
             let wants_interactive = request.acr_values.iter().any(|a| a == "1") && !request.acr_values.iter().any(|a| a == "0");
@@ -599,7 +606,17 @@ struct Parked {
 
 #[cfg(test)]
 mod tests {
-    use super::redirect_uri_registered;
+    use super::{redirect_uri_registered, sign_in_too_old};
+
+    #[test]
+    fn max_age_zero_always_asks_and_others_allow_exactly_max_age() {
+        // max_age=0 is prompt=login, even for a sign-in in this very second.
+        assert!(sign_in_too_old(1000, 0, 1000));
+        // auth_time + max_age < now: 60 s after the sign-in is still fine, 61 s is not.
+        assert!(!sign_in_too_old(1000, 60, 1060));
+        assert!(sign_in_too_old(1000, 60, 1061));
+        assert!(!sign_in_too_old(1000, i64::MAX, 1061), "no overflow on a huge max_age");
+    }
 
     fn reg(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

@@ -37,6 +37,9 @@ pub struct Client {
     pub name: String,
     #[serde(flatten)]
     pub settings: Settings,
+    /// May introspect tokens issued to other clients (an API checking bearer tokens). Its own
+    /// column, not part of `settings`: see migration 0006.
+    pub resource_server: bool,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -69,12 +72,20 @@ fn check_uri(field: &'static str, s: &str) -> Result<(), IdentityError> {
     Ok(())
 }
 
+/// A client as `apply` leaves it: what gets written.
+pub struct Draft {
+    pub name: String,
+    pub settings: Settings,
+    pub resource_server: bool,
+}
+
 /// Applies `input` (a JSON object) over `base` (a new client's defaults, or the stored
-/// settings for a PATCH) and checks the result as a whole. Returns the name too.
-pub fn apply(name: Option<String>, base: Settings, input: &serde_json::Value, creating: bool) -> Result<(String, Settings), IdentityError> {
+/// settings for a PATCH) and checks the result as a whole.
+pub fn apply(name: Option<String>, base: Settings, resource_server: bool, input: &serde_json::Value, creating: bool) -> Result<Draft, IdentityError> {
     let obj = input.as_object().ok_or_else(|| IdentityError::invalid("body", "must be a JSON object"))?;
     let mut s = base;
     let mut name = name;
+    let mut resource_server = resource_server;
     for (k, v) in obj {
         match k.as_str() {
             "name" => name = Some(v.as_str().ok_or_else(|| IdentityError::invalid("name", "must be a string"))?.trim().to_string()),
@@ -87,6 +98,7 @@ pub fn apply(name: Option<String>, base: Settings, input: &serde_json::Value, cr
             }
             "pkce_required" => s.pkce_required = v.as_bool().ok_or_else(|| IdentityError::invalid("pkce_required", "must be true or false"))?,
             "skip_consent" => s.skip_consent = v.as_bool().ok_or_else(|| IdentityError::invalid("skip_consent", "must be true or false"))?,
+            "resource_server" => resource_server = v.as_bool().ok_or_else(|| IdentityError::invalid("resource_server", "must be true or false"))?,
             "backchannel_logout_uri" => {
                 s.backchannel_logout_uri = match v {
                     serde_json::Value::Null => None,
@@ -154,7 +166,7 @@ pub fn apply(name: Option<String>, base: Settings, input: &serde_json::Value, cr
     if s.token_endpoint_auth_method == "private_key_jwt" && !s.jwks.as_ref().is_some_and(|j| j["keys"].is_array()) {
         return Err(IdentityError::invalid("jwks", "a JWK Set ({\"keys\": [...]}) is required for private_key_jwt"));
     }
-    Ok((name, s))
+    Ok(Draft { name, settings: s, resource_server })
 }
 
 fn defaults() -> Settings {
@@ -183,17 +195,18 @@ impl Identity {
 
     /// A new client and, for secret-based auth methods, its secret (shown once).
     pub async fn create_client(&self, input: &serde_json::Value) -> Result<(Client, Option<String>), IdentityError> {
-        let (name, settings) = apply(None, defaults(), input, true)?;
+        let Draft { name, settings, resource_server } = apply(None, defaults(), false, input, true)?;
         let client_id = random_token(16);
         let secret = uses_secret(&settings).then(|| format!("cs_{}", random_token(32)));
         let now = Timestamp::now();
         let json = serde_json::to_string(&settings).map_err(|e| IdentityError::Internal(e.to_string()))?;
         with_pool!(&self.db, pool => sqlx::query(
-            "INSERT INTO auth.oidc_clients (client_id, name, secret_hash, settings, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+            "INSERT INTO auth.oidc_clients (client_id, name, secret_hash, settings, resource_server, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
             .bind(&client_id)
             .bind(&name)
             .bind(secret.as_deref().map(|s| self.secret_hash(s)))
             .bind(&json)
+            .bind(resource_server)
             .bind(now)
             .execute(pool)
             .await
@@ -207,7 +220,7 @@ impl Identity {
 
     async fn client_row(&self, client_id: &str) -> Result<Option<(Client, Option<String>)>, IdentityError> {
         let row = with_pool!(&self.db, pool => {
-            match sqlx::query("SELECT client_id, name, secret_hash, settings, created_at, updated_at FROM auth.oidc_clients WHERE client_id = $1")
+            match sqlx::query("SELECT client_id, name, secret_hash, settings, resource_server, created_at, updated_at FROM auth.oidc_clients WHERE client_id = $1")
                 .bind(client_id)
                 .fetch_optional(pool)
                 .await?
@@ -222,31 +235,52 @@ impl Identity {
     pub async fn update_client(&self, client_id: &str, input: &serde_json::Value) -> Result<Client, IdentityError> {
         let current = self.get_client(client_id).await?;
         let had_secret = uses_secret(&current.settings);
-        let (name, settings) = apply(Some(current.name), current.settings, input, false)?;
+        let Draft { name, settings, resource_server } = apply(Some(current.name), current.settings, current.resource_server, input, false)?;
         if uses_secret(&settings) && !had_secret {
             return Err(IdentityError::invalid("token_endpoint_auth_method", "switching to a secret needs POST .../rotate-secret after the change; create the client with a secret method instead"));
         }
         let json = serde_json::to_string(&settings).map_err(|e| IdentityError::Internal(e.to_string()))?;
         let clear_secret = !uses_secret(&settings);
         with_pool!(&self.db, pool => sqlx::query(
-            "UPDATE auth.oidc_clients SET name = $2, settings = $3, updated_at = $4, secret_hash = CASE WHEN $5 THEN NULL ELSE secret_hash END WHERE client_id = $1")
+            "UPDATE auth.oidc_clients SET name = $2, settings = $3, updated_at = $4, secret_hash = CASE WHEN $5 THEN NULL ELSE secret_hash END, \
+             resource_server = $6 WHERE client_id = $1")
             .bind(client_id)
             .bind(&name)
             .bind(&json)
             .bind(Timestamp::now())
             .bind(clear_secret)
+            .bind(resource_server)
             .execute(pool)
             .await
             .map(|_| ()))?;
         self.get_client(client_id).await
     }
 
+    /// Deletes a client and, in the same transaction, everything it was given: grants and their
+    /// refresh tokens, unused codes, remembered consents, parked authorization requests, and the
+    /// sessions it would be told about at logout. The foreign keys cascade too, but saying it
+    /// here keeps it true whatever a connection's `foreign_keys` setting; the access tokens it
+    /// holds then fail introspection and userinfo, which treat a missing grant or client as
+    /// revoked. Pending Logout Tokens stay: they end sessions the client already knew about.
     pub async fn delete_client(&self, client_id: &str) -> Result<(), IdentityError> {
-        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.oidc_clients WHERE client_id = $1")
-            .bind(client_id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        const DEPENDENTS: &[&str] = &[
+            "DELETE FROM auth.oidc_refresh_tokens WHERE client_id = $1",
+            "DELETE FROM auth.oidc_authorization_codes WHERE client_id = $1",
+            "DELETE FROM auth.oidc_grants WHERE client_id = $1",
+            "DELETE FROM auth.oidc_consents WHERE client_id = $1",
+            "DELETE FROM auth.oidc_auth_requests WHERE client_id = $1",
+            "DELETE FROM auth.oidc_sessions WHERE client_id = $1",
+        ];
+        let _turn = self.sqlite_write_turn().await;
+        let n = with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            for sql in DEPENDENTS {
+                sqlx::query(sql).bind(client_id).execute(&mut *tx).await?;
+            }
+            let n = sqlx::query("DELETE FROM auth.oidc_clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            n
+        });
         if n == 0 {
             return Err(IdentityError::NotFound("no client with that client_id".into()));
         }
@@ -281,7 +315,7 @@ impl Identity {
         let limit = limit.clamp(1, crate::identity::users::MAX_PAGE);
         let mut clients = with_pool!(&self.db, pool => {
             let rows = sqlx::query(
-                "SELECT client_id, name, secret_hash, settings, created_at, updated_at FROM auth.oidc_clients \
+                "SELECT client_id, name, secret_hash, settings, resource_server, created_at, updated_at FROM auth.oidc_clients \
                  WHERE ($1 IS NULL OR client_id > $1) ORDER BY client_id LIMIT $2")
                 .bind(cursor)
                 .bind(limit + 1)
@@ -304,6 +338,7 @@ where
     for<'c> &'c str: sqlx::ColumnIndex<R>,
     for<'x> String: sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
     for<'x> Option<String>: sqlx::Decode<'x, R::Database>,
+    for<'x> bool: sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
     for<'x> Timestamp: sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
 {
     let settings: String = r.try_get("settings")?;
@@ -313,6 +348,7 @@ where
             client_id: r.try_get("client_id")?,
             name: r.try_get("name")?,
             settings,
+            resource_server: r.try_get("resource_server")?,
             created_at: rfc3339(r.try_get("created_at")?),
             updated_at: rfc3339(r.try_get("updated_at")?),
         },

@@ -91,25 +91,22 @@ impl Identity {
         Ok(n > 0)
     }
 
-    /// Whether the grant an access token names (its jti is `<grant id>.<random>`) still stands,
-    /// and the token itself was not revoked.
-    pub async fn access_token_live(&self, jti: &str) -> Result<bool, IdentityError> {
+    /// Whether an access token still stands: not revoked itself, its client still registered,
+    /// and the grant its jti names (`<grant id>.<random>`) present and not revoked. A missing
+    /// grant is NOT live: deleting a client (or its user) deletes its grants, and their access
+    /// tokens must end with them. Client-credentials tokens name no grant (no `.` in the jti).
+    pub async fn access_token_live(&self, jti: &str, client_id: &str) -> Result<bool, IdentityError> {
         let grant = jti.split_once('.').map(|(g, _)| g.to_string());
-        let (revoked_jti, grant_revoked): (i64, i64) = with_pool!(&self.db, pool => {
-            let a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auth.oidc_revoked_tokens WHERE jti = $1")
-                .bind(jti)
-                .fetch_one(pool)
-                .await?;
-            let b: i64 = match &grant {
-                Some(g) => sqlx::query_scalar("SELECT COUNT(*) FROM auth.oidc_grants WHERE id = $1 AND revoked_at IS NOT NULL")
-                    .bind(g)
-                    .fetch_one(pool)
-                    .await?,
-                None => 0,
-            };
-            (a, b)
-        });
-        Ok(revoked_jti == 0 && grant_revoked == 0)
+        let (revoked, clients, live_grants): (i64, i64, i64) = with_pool!(&self.db, pool => sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM auth.oidc_revoked_tokens WHERE jti = $1), \
+             (SELECT COUNT(*) FROM auth.oidc_clients WHERE client_id = $2), \
+             (SELECT COUNT(*) FROM auth.oidc_grants WHERE id = $3 AND revoked_at IS NULL)")
+            .bind(jti)
+            .bind(client_id)
+            .bind(grant.as_deref().unwrap_or_default())
+            .fetch_one(pool)
+            .await)?;
+        Ok(revoked == 0 && clients == 1 && (grant.is_none() || live_grants == 1))
     }
 
     /// Revokes one access token by jti until it expires.

@@ -18,8 +18,8 @@ fn bearer_error(e: OAuthError) -> Reply {
 }
 
 impl Identity {
-    /// The claims of a live access token of this provider (signature, expiry, issuer, typ, and
-    /// neither it nor its grant revoked), or why not.
+    /// The claims of a live access token of this provider (signature, expiry, issuer, typ;
+    /// neither it nor its grant revoked; its client and grant still there), or why not.
     pub async fn check_access_token(&self, token: &str) -> Result<Result<Value, String>, IdentityError> {
         let expect = Expect { issuer: Some(self.config.auth.issuer.clone()), typ: Some("at+jwt".into()), ..Default::default() };
         let claims = match self.verify_jwt(token, &expect).await {
@@ -28,7 +28,8 @@ impl Identity {
             Err(e) => return Err(e),
         };
         let Some(jti) = claims["jti"].as_str() else { return Ok(Err("no jti".into())) };
-        if !self.access_token_live(jti).await? {
+        let Some(client_id) = claims["client_id"].as_str() else { return Ok(Err("no client_id".into())) };
+        if !self.access_token_live(jti, client_id).await? {
             return Ok(Err("revoked".into()));
         }
         Ok(Ok(claims))
@@ -107,16 +108,21 @@ impl Identity {
             Ok(p) => p,
             Err(e) => return Ok(e.reply()),
         };
-        if let Err(reply) = self.token_client(req, &p, "/auth/oauth2/introspect", false).await? {
-            return Ok(reply);
-        }
+        let caller = match self.token_client(req, &p, "/auth/oauth2/introspect", false).await? {
+            Ok(c) => c,
+            Err(reply) => return Ok(reply),
+        };
         let Some(token) = p.get("token") else { return Ok(OAuthError::invalid_request("the request has no token").reply()) };
         let inactive = || Reply::json(200, json!({ "active": false }));
+        // RFC 7662 §4: a client learns about its own tokens; only a resource server (the API the
+        // tokens are for) about other clients' ones. Anyone else hears "inactive", as for a
+        // token that does not exist, so introspection is no oracle for stolen tokens.
+        let may_see = |owner: &str| owner == caller.client_id || caller.resource_server;
         // A JWT is an access token; anything else may be a refresh token.
         if token.split('.').count() == 3 {
             let claims = match self.check_access_token(token).await? {
-                Ok(c) => c,
-                Err(_) => return Ok(inactive()),
+                Ok(c) if may_see(c["client_id"].as_str().unwrap_or_default()) => c,
+                Ok(_) | Err(_) => return Ok(inactive()),
             };
             let sub = claims["sub"].as_str().unwrap_or_default();
             let mut out = json!({
@@ -150,7 +156,7 @@ impl Identity {
         if rec.revoked || rec.used_at.is_some() || rec.expires_at.0 <= now.0 {
             return Ok(inactive());
         }
-        if rec.user.disabled {
+        if rec.user.disabled || !may_see(&rec.client_id) {
             return Ok(inactive());
         }
         let username = rec.user.email.clone();
