@@ -226,6 +226,9 @@ http.route("POST", "/auth/console/users", function(req)
       return users_page(req, s, { error = "That email is already registered.", form = form }, 409)
     elseif code == "invalid" or code == "weak_password" then
       return users_page(req, s, { error = message_of(err), form = form }, 422)
+    elseif code == "busy" then
+      return users_page(req, s, { error = message_of(err), form = form }, 503)
+        :header("Retry-After", tostring(err):match("(%d+) seconds") or "1")
     end
     error(err)
   end

@@ -124,7 +124,7 @@ http.route("POST", "/auth/login", function(req)
     elseif code == "busy" then
       -- The password checks are queued full: a burst. Nothing was counted against anyone.
       ctx.error = "We are very busy right now. Try again in a moment."
-      return form(req, ctx, 503):header("Retry-After", "1")
+      return form(req, ctx, 503):header("Retry-After", tostring(err):match("(%d+) seconds") or "1")
     elseif code == "throttled" then
       -- "throttled: try again in N seconds"
       local secs = tostring(err):match("(%d+)%s*second")

@@ -17,10 +17,11 @@ local form_fields = require("assay.form")
 local EXPIRED = "Your form expired, please try again."
 local INVALID_LINK = "This link is invalid or has expired."
 
--- Requests per hour: from one IP (any addresses), and for one address (from anywhere). The
--- second keeps a stranger from flooding someone's mailbox; neither says whether the address
--- has an account.
-local PER_IP, PER_ADDRESS, WINDOW_SECS = 20, 5, 3600
+-- Hourly limits from [auth.brute_force]: requests from one IP (any addresses) are refused
+-- past theirs; mails to one address stop past theirs while the page stays the same, so a
+-- stranger can neither flood someone's mailbox nor lock its owner out of recovery. Neither
+-- says whether the address has an account.
+local LIMITS = settings.rate_limits
 
 local function message_of(err)
   local msg = tostring(err):gsub("^[%w_]+:%s*", "")
@@ -73,17 +74,17 @@ http.route("POST", "/auth/recovery", function(req)
       error = "Enter your email address.",
     }, 422)
   end
-  for _, limit in ipairs({ { "recovery:ip:" .. req.ip, PER_IP }, { "recovery:address:" .. email:lower(), PER_ADDRESS } }) do
-    local ok, terr = throttle.hit(limit[1], limit[2], WINDOW_SECS)
-    if not ok then
-      local secs = tostring(terr):match("(%d+) seconds") or tostring(WINDOW_SECS)
-      return page("recovery.html", {
-        csrf_token = session.csrf_token(req),
-        email = email,
-        error = "Too many requests. Try again in " .. secs .. " seconds.",
-      }, 429):header("Retry-After", secs)
-    end
+  local ok, terr = throttle.hit("recovery:ip:" .. req.ip, LIMITS.recovery_per_ip, LIMITS.window_secs)
+  if not ok and tostring(terr):match("^throttled:") then
+    local secs = tostring(terr):match("(%d+) seconds") or tostring(LIMITS.window_secs)
+    return page("recovery.html", {
+      csrf_token = session.csrf_token(req),
+      email = email,
+      error = "Too many requests. Try again in " .. secs .. " seconds.",
+    }, 429):header("Retry-After", secs)
   end
+  -- Counted for every address, known or not, so the work is the same either way.
+  local may_mail = throttle.hit("recovery:address:" .. email:lower(), LIMITS.mails_per_address, LIMITS.window_secs)
 
   local user, ferr = users.find_by_email(email)
   if not user then
@@ -95,7 +96,7 @@ http.route("POST", "/auth/recovery", function(req)
   -- The token and the mail are made after the response, and this call costs the same with
   -- nobody to mail: the answer's timing does not tell which addresses have accounts.
   local product = settings.product_name or "assay"
-  users.mail_link(user and not user.disabled and user.id or nil, {
+  users.mail_link(may_mail and user and not user.disabled and user.id or nil, {
     purpose = "recovery",
     url = (settings.public_url or ""):gsub("/+$", "") .. "/auth/recovery/reset?token=",
     subject = "Reset your " .. product .. " password",

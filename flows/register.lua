@@ -1,7 +1,8 @@
 -- Self-service sign-up: GET/POST /auth/register, only while settings.registration_enabled.
 -- The answer is the same "check your email" page whether or not the address already has an
 -- account, so the form cannot be used to find out who has one: a new account gets a link to
--- verify its address (then signs in), an existing owner gets a mail saying someone tried.
+-- verify its address and then signs in with its password; an existing owner gets a mail
+-- saying someone tried.
 local http = require("assay.http")
 local template = require("assay.template")
 local users = require("assay.users")
@@ -10,8 +11,10 @@ local mail = require("assay.mail")
 local log = require("assay.log")
 local settings = require("assay.settings")
 local form_fields = require("assay.form")
+local throttle = require("assay.throttle")
 
 local EXPIRED = "Your form expired, please try again."
+local LIMITS = settings.rate_limits -- [auth.brute_force], per hour
 
 -- The human part of "code: message", with a capital first letter.
 local function message_of(err)
@@ -79,6 +82,16 @@ http.route("POST", "/auth/register", function(req)
     return form(req, ctx, 422)
   end
 
+  local ok, terr = throttle.hit("register:ip:" .. req.ip, LIMITS.registration_per_ip, LIMITS.window_secs)
+  if not ok and tostring(terr):match("^throttled:") then
+    local secs = tostring(terr):match("(%d+) seconds") or tostring(LIMITS.window_secs)
+    ctx.error = "Too many attempts. Try again in " .. secs .. " seconds."
+    return form(req, ctx, 429):header("Retry-After", secs)
+  end
+  -- Counted for every address, new or taken (the same work either way); it caps how many
+  -- notices a stranger can make an account's owner receive.
+  local may_mail = throttle.hit("register:address:" .. email:lower(), LIMITS.mails_per_address, LIMITS.window_secs)
+
   -- The password is hashed either way (users.create hashes before it finds the address
   -- taken), so the two cases cost the same.
   local user, err = users.create({
@@ -101,10 +114,12 @@ http.route("POST", "/auth/register", function(req)
     })
   else
     local code = tostring(err):match("^([%w_]+):")
-    if code == "conflict" then
+    if code == "conflict" and not may_mail then
+      log.info("registration notice skipped: too many for this address this hour")
+    elseif code == "conflict" then
       -- Someone (perhaps the owner) tried to sign up with an address that has an account:
       -- the owner hears of it, the visitor sees the same page as for a new account.
-      local ok, merr = mail.queue({
+      local queued, merr = mail.queue({
         to = email,
         subject = "Someone tried to create a " .. product .. " account with your address",
         text = "Someone tried to create a new " .. product .. " account with this email address, "
@@ -113,13 +128,13 @@ http.route("POST", "/auth/register", function(req)
           .. "Forgot your password? Reset it: " .. base .. "/auth/recovery\n\n"
           .. "If it was not you, ignore this message: nothing has changed.\n",
       })
-      if not ok then log.warn("registration notice not queued", { error = merr }) end
+      if not queued then log.warn("registration notice not queued", { error = merr }) end
     elseif code == "weak_password" or code == "invalid" then
       ctx.error = message_of(err)
       return form(req, ctx, 422)
     elseif code == "busy" then
       ctx.error = "We are very busy right now. Try again in a moment."
-      return form(req, ctx, 503):header("Retry-After", "1")
+      return form(req, ctx, 503):header("Retry-After", tostring(err):match("(%d+) seconds") or "1")
     else
       error(err)
     end

@@ -54,9 +54,10 @@ http.route("POST", "/auth/verify", function(req)
   local updated, err = users.update(user.id, { email_verified = true })
   if not updated then error(err) end
   audit.append({ action = "email.verified", actor = "user:" .. user.id, target = user.id })
-  return message("Email verified", "Your email address is verified.", "notice", 200, {
-    { href = "/auth/welcome", label = "Continue" },
-  })
+  -- A new account (registration never signs in) continues at the sign-in form.
+  local next_link = session.load(req) and { href = "/auth/welcome", label = "Continue" }
+    or { href = "/auth/login", label = "Sign in" }
+  return message("Email verified", "Your email address is verified.", "notice", 200, { next_link })
 end)
 
 http.route("POST", "/auth/verify/resend", function(req)

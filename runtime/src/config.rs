@@ -195,6 +195,9 @@ struct RawBruteForce {
     ip_max_failures: Option<u32>,
     lockout_secs: Option<u64>,
     window_secs: Option<u64>,
+    recovery_per_ip: Option<u32>,
+    mails_per_address: Option<u32>,
+    registration_per_ip: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -331,6 +334,13 @@ pub struct BruteForceConfig {
     pub ip_max_failures: u32,
     pub lockout_secs: u64,
     pub window_secs: u64,
+    /// Recovery requests per hour from one client IP (answered 429 past it).
+    pub recovery_per_ip: u32,
+    /// Recovery mails and registration notices per hour to one address (past it the mail is
+    /// skipped, the page is the same).
+    pub mails_per_address: u32,
+    /// Registration attempts per hour from one client IP.
+    pub registration_per_ip: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -697,7 +707,13 @@ fn resolve_brute_force(raw: RawBruteForce) -> Result<BruteForceConfig, (String, 
         ip_max_failures: raw.ip_max_failures.unwrap_or(100),
         lockout_secs: raw.lockout_secs.unwrap_or(15 * 60),
         window_secs: raw.window_secs.unwrap_or(15 * 60),
+        recovery_per_ip: raw.recovery_per_ip.unwrap_or(20),
+        mails_per_address: raw.mails_per_address.unwrap_or(5),
+        registration_per_ip: raw.registration_per_ip.unwrap_or(20),
     };
+    if c.recovery_per_ip == 0 || c.mails_per_address == 0 || c.registration_per_ip == 0 {
+        return Err(("auth.brute_force.recovery_per_ip".into(), "recovery_per_ip, mails_per_address and registration_per_ip must be positive".into()));
+    }
     if c.max_failures == 0 || c.free_failures >= c.max_failures {
         return Err(("auth.brute_force.max_failures".into(), "must be greater than free_failures".into()));
     }

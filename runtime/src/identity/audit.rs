@@ -122,8 +122,12 @@ impl StoredEntry {
         let mut details = serde_json::Value::Object(e.details);
         cap_strings(&mut details);
         let mut text = details.to_string();
-        if text.len() > MAX_DETAILS_BYTES {
-            text = serde_json::json!({ "truncated": truncate(&text, MAX_DETAILS_BYTES) }).to_string();
+        // Too long: the start of it, as a string, under the same bound once re-escaped.
+        let mut keep = MAX_DETAILS_BYTES;
+        while text.len() > MAX_DETAILS_BYTES {
+            let original = details.to_string();
+            text = serde_json::json!({ "truncated": truncate(&original, keep) }).to_string();
+            keep = keep.saturating_sub((text.len().saturating_sub(MAX_DETAILS_BYTES)).max(64));
         }
         Ok(StoredEntry {
             at: Timestamp::now(),

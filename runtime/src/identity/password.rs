@@ -5,7 +5,7 @@
 //! Verifying an unknown account runs the same hash against a dummy PHC string made with the
 //! current parameters, so the answer's timing does not reveal whether the account exists.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -44,7 +44,15 @@ struct Inner {
     /// Jobs sent and not yet finished (waiting or running), and the most that may be.
     in_flight: Arc<AtomicUsize>,
     max_in_flight: usize,
+    threads: usize,
+    /// A moving average of one hash's time, in microseconds: with the queue's length it tells
+    /// how long a new job would wait.
+    average_micros: Arc<AtomicU64>,
 }
+
+/// The longest a hash may be expected to wait for a thread before a request is turned away:
+/// well inside the flows' default budget, so that a burst is answered 503, never 500.
+const MAX_EXPECTED_WAIT_MICROS: u64 = 2_000_000;
 
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
@@ -99,7 +107,17 @@ impl Hasher {
         }
         tracing::debug!(threads, m = cfg.memory_kib, t = cfg.iterations, p = cfg.parallelism, "password hasher ready");
         let max_in_flight = threads + cfg.max_queued_hashes.unwrap_or(threads * 16);
-        let inner = Inner { pepper, params, min_length: cfg.min_length, dummy, jobs: Mutex::new(tx), in_flight: Default::default(), max_in_flight };
+        let inner = Inner {
+            pepper,
+            params,
+            min_length: cfg.min_length,
+            dummy,
+            jobs: Mutex::new(tx),
+            in_flight: Default::default(),
+            max_in_flight,
+            threads,
+            average_micros: Default::default(),
+        };
         Ok(Hasher { inner: Arc::new(inner) })
     }
 
@@ -159,11 +177,14 @@ impl Hasher {
         // A bounded queue: a burst past it is refused at once (503 upstream) rather than left
         // to wait past the flow's budget, which answered 500 after the work was done anyway.
         let in_flight = self.inner.in_flight.clone();
-        if in_flight.fetch_add(1, Ordering::AcqRel) >= self.inner.max_in_flight {
-            in_flight.fetch_sub(1, Ordering::AcqRel);
-            return Err(IdentityError::Busy(1));
-        }
+        let ahead = in_flight.fetch_add(1, Ordering::AcqRel);
         let done = Finished(in_flight);
+        let expected_wait = (ahead / self.inner.threads) as u64 * self.inner.average_micros.load(Ordering::Relaxed);
+        if ahead >= self.inner.max_in_flight || expected_wait > MAX_EXPECTED_WAIT_MICROS {
+            let secs = expected_wait.div_ceil(1_000_000).clamp(1, 60);
+            return Err(IdentityError::Busy(secs));
+        }
+        let average = self.inner.average_micros.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |memory| {
             let _done = done;
@@ -172,7 +193,14 @@ impl Hasher {
             if tx.is_closed() {
                 return;
             }
-            let _ = tx.send(work(memory));
+            let started = std::time::Instant::now();
+            let result = work(memory);
+            let took = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u64;
+            // An exponential moving average (1/8 of each new sample); races between threads
+            // only lose a sample.
+            let old = average.load(Ordering::Relaxed);
+            average.store(if old == 0 { took } else { old - old / 8 + took / 8 }, Ordering::Relaxed);
+            let _ = tx.send(result);
         });
         let sent = self.inner.jobs.lock().map_err(|_| IdentityError::Internal("password hasher poisoned".into()))?.send(job);
         sent.map_err(|_| IdentityError::Internal("password hashing threads are gone".into()))?;

@@ -106,44 +106,59 @@ impl Identity {
         }
         let cfg = &self.config.auth.session;
         let token = random_token(32);
-        let id = same_sid.clone().unwrap_or_else(ids::new_id);
         let now = Timestamp::now();
         let expires = later(now, cfg.ttl_secs);
         let idle = later(now, cfg.idle_timeout_secs).min(expires);
         let amr_json = serde_json::to_string(amr).map_err(|e| IdentityError::Internal(e.to_string()))?;
         let user_agent = ctx.user_agent.as_ref().map(|ua| ua.chars().take(512).collect::<String>());
-        // The re-key and the insert bind the same parameters in the same places.
-        let sql = if same_sid.is_some() {
-            "UPDATE auth.sessions SET token_hash = $2, csrf_token = $4, created_at = $5, last_seen_at = $5, expires_at = $6, idle_expires_at = $7, \
-             ip = $8, user_agent = $9, amr = $10 WHERE id = $1 AND user_id = $3"
-        } else {
-            "INSERT INTO auth.sessions (id, token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, idle_expires_at, ip, user_agent, amr) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10)"
-        };
-        let audit_row = match audit {
-            Some(e) => Some(super::audit::StoredEntry::new(ctx, e.detail("session_id", id.clone()))?),
-            None => None,
-        };
-        with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(sql)
-                .bind(&id)
-                .bind(sha256_hex(token.as_bytes()))
-                .bind(user_id)
-                .bind(random_token(32))
-                .bind(now)
-                .bind(expires)
-                .bind(idle)
-                .bind(&ctx.ip)
-                .bind(&user_agent)
-                .bind(&amr_json)
-                .execute(&mut *tx)
-                .await?;
-            if let Some(row) = &audit_row {
-                crate::bind_audit_row!(row).execute(&mut *tx).await?;
+        let mut rekey = same_sid;
+        let id = loop {
+            let id = rekey.clone().unwrap_or_else(ids::new_id);
+            // The re-key and the insert bind the same parameters in the same places.
+            let sql = if rekey.is_some() {
+                "UPDATE auth.sessions SET token_hash = $2, csrf_token = $4, created_at = $5, last_seen_at = $5, expires_at = $6, idle_expires_at = $7, \
+                 ip = $8, user_agent = $9, amr = $10 WHERE id = $1 AND user_id = $3"
+            } else {
+                "INSERT INTO auth.sessions (id, token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, idle_expires_at, ip, user_agent, amr) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10)"
+            };
+            let audit_row = match &audit {
+                Some(e) => Some(super::audit::StoredEntry::new(ctx, e.clone().detail("session_id", id.clone()))?),
+                None => None,
+            };
+            let written = with_pool!(&self.db, pool => {
+                let mut tx = pool.begin().await?;
+                let n = sqlx::query(sql)
+                    .bind(&id)
+                    .bind(sha256_hex(token.as_bytes()))
+                    .bind(user_id)
+                    .bind(random_token(32))
+                    .bind(now)
+                    .bind(expires)
+                    .bind(idle)
+                    .bind(&ctx.ip)
+                    .bind(&user_agent)
+                    .bind(&amr_json)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 1 {
+                    if let Some(row) = &audit_row {
+                        crate::bind_audit_row!(row).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                n == 1
+            });
+            if written {
+                break id;
             }
-            tx.commit().await?;
-        });
+            // The session to re-key ended meanwhile (a sign-out in another tab): nothing was
+            // written, and a new session is made instead.
+            rekey = None;
+        };
         let session = self.session_by("s.id", &id).await?.map(|(s, _, _)| s).ok_or_else(|| IdentityError::Internal("the new session vanished".into()))?;
         Ok((token, session))
     }

@@ -86,6 +86,11 @@ pub async fn record_failure(id: &Identity, account_key: &str, ip_key: Option<&st
 /// attempt). The counter lives in the same table as the sign-in counters, so every engine
 /// on the database sees it and an administrator can list and clear it.
 pub async fn hit(id: &Identity, key: &str, limit: u32, window_secs: u64) -> Result<Option<u64>, IdentityError> {
+    // A prefix and an identifier: bounded, and never a control character (PostgreSQL
+    // refuses a NUL in text).
+    if key.len() > 300 || key.chars().any(char::is_control) {
+        return Err(IdentityError::invalid("key", "must be at most 300 bytes, without control characters"));
+    }
     let now = Timestamp::now();
     let window_start = Timestamp(now.0 - chrono::Duration::seconds(window_secs.min(i64::MAX as u64 / 2) as i64));
     let (count, started): (i64, Timestamp) = with_pool!(&id.db, pool => sqlx::query_as(
@@ -105,7 +110,10 @@ pub async fn hit(id: &Identity, key: &str, limit: u32, window_secs: u64) -> Resu
     }
     let ends = started.0 + chrono::Duration::seconds(window_secs as i64);
     let secs = (ends - now.0).num_milliseconds().max(0) as u64;
-    Ok(Some(secs.div_ceil(1000).max(1)))
+    let secs = secs.div_ceil(1000).max(1);
+    // Held back until the window ends: recorded as a lock, so `throttle.list` shows it.
+    lock(id, key, secs).await?;
+    Ok(Some(secs))
 }
 
 /// One more failure for `key` (a fresh count once the window has passed); returns the count.

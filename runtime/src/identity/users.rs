@@ -359,8 +359,12 @@ impl Identity {
         }
         throttle::clear(self, &account_key).await?;
         if verified.needs_rehash {
-            let hash = self.hasher.hash(password).await?;
-            self.store_hash(&user.id, &hash).await?;
+            // An upgrade, not a condition of signing in: under a burst it waits for next time.
+            match self.hasher.hash(password).await {
+                Ok(hash) => self.store_hash(&user.id, &hash).await?,
+                Err(IdentityError::Busy(_)) => tracing::debug!(user = %user.id, "re-hash deferred: the hashing queue is full"),
+                Err(e) => return Err(e),
+            }
         }
         // No "login.succeeded" here: that entry is written with the session it starts
         // (`create_session`), in one transaction.

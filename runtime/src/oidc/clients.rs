@@ -219,6 +219,11 @@ impl Identity {
     }
 
     async fn client_row(&self, client_id: &str) -> Result<Option<(Client, Option<String>)>, IdentityError> {
+        // An id no client can have is never looked up: it may come from a Basic header or an
+        // unverified assertion, and PostgreSQL refuses a NUL in text with an error (a 500).
+        if client_id.len() > 255 || client_id.chars().any(char::is_control) {
+            return Ok(None);
+        }
         let row = with_pool!(&self.db, pool => {
             match sqlx::query("SELECT client_id, name, secret_hash, settings, resource_server, created_at, updated_at FROM auth.oidc_clients WHERE client_id = $1")
                 .bind(client_id)

@@ -84,7 +84,15 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             "bad_json" => "invalid_request",
             other => other,
         };
-        error(lua, status, code, description)
+        let resp = error(lua, status, code, description)?;
+        // "try again in N seconds" (throttled, busy) is also said the way clients read it.
+        if status == 429 || status == 503 {
+            let secs = description.split_whitespace().filter_map(|w| w.parse::<u64>().ok()).last().unwrap_or(1);
+            if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+                resp.borrow_mut::<crate::lua::FlowResponse>()?.headers.push((http::header::RETRY_AFTER, v));
+            }
+        }
+        Ok(resp)
     })?)?;
     Ok(m)
 }
@@ -122,7 +130,9 @@ fn non_json_body(lua: &Lua) -> Option<String> {
     }
     let ct = run.request.header("content-type").unwrap_or_default();
     let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    if essence == "application/json" {
+    // application/json and its structured-syntax relatives (application/merge-patch+json...):
+    // none of them is a type a cross-site page may send without a preflight.
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
         return None;
     }
     Some(format!("unsupported_media_type: the body must be application/json (it was {:?})", if ct.is_empty() { "none" } else { ct.as_str() }))

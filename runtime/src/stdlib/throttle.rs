@@ -8,6 +8,8 @@ use crate::identity::throttle;
 use crate::lua::{Outcome, Phase};
 
 const PHASES: &[Phase] = &[Phase::Request];
+/// The longest window `throttle.hit` takes: a year (366 days).
+const MAX_WINDOW_SECS: u64 = 366 * 24 * 3600;
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
@@ -27,14 +29,15 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     })?)?;
     m.set("hit", lua.create_async_function(|lua, (key, limit, window_secs): (String, u32, u64)| async move {
         let id = identity(&lua, "throttle.hit", PHASES)?;
-        if key.is_empty() || key.len() > 300 {
-            return Err(mlua::Error::runtime("throttle.hit: the key must be 1 to 300 bytes"));
+        if key.is_empty() {
+            return Err(mlua::Error::runtime("throttle.hit: the key must not be empty"));
         }
-        if limit == 0 || window_secs == 0 {
-            return Err(mlua::Error::runtime("throttle.hit: limit and window_secs must be positive"));
+        if limit == 0 || !(1..=MAX_WINDOW_SECS).contains(&window_secs) {
+            return Err(mlua::Error::runtime("throttle.hit: limit must be positive and window_secs 1 to 31622400 (a year)"));
         }
         match throttle::hit(&id, &key, limit, window_secs).await {
             Ok(None) => Ok(Outcome::Ok(true)),
+            Err(e @ crate::identity::IdentityError::Invalid { .. }) => Ok(Outcome::Fail(e.to_string())),
             Ok(Some(wait)) => Ok(Outcome::Fail(format!("throttled: too many attempts, try again in {wait} seconds"))),
             Err(e) => outcome(Err(e)),
         }
