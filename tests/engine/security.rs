@@ -226,6 +226,13 @@ pub async fn nul_bytes_are_refused(b: Backend) {
         let r = rb.send().await.expect("request");
         assert_eq!(r.status().as_u16(), 400, "{method} {path}");
     }
+    // However the form's type is spelled, and through Basic authentication too.
+    let r = c.post(e.at("/auth/token")).header("content-type", "application/x-www-form-urlencodedX").body("grant_type=client_credentials&client_id=a%00").send().await.expect("POST");
+    assert_eq!(r.status().as_u16(), 400);
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode("a%00b:secret");
+    let r = c.post(e.at("/auth/token")).header("authorization", format!("Basic {basic}")).form(&[("grant_type", "client_credentials")]).send().await.expect("POST");
+    assert_eq!(r.status().as_u16(), 401, "{}", r.text().await.unwrap_or_default());
     for filter in ["/users?q=a%00", "/audit?actor=a%00", "/sessions?user_id=a%00", "/users/a%00b"] {
         let (status, body) = admin.call("GET", filter, None).await;
         assert_eq!(status, 400, "{filter}: {body}");
