@@ -12,6 +12,7 @@ mod identity;
 mod oidc;
 mod provider;
 mod relying_party;
+mod security_server;
 
 /// Every case the list below names, whichever file holds it.
 mod all_cases {
@@ -21,6 +22,7 @@ mod all_cases {
     pub use crate::oidc::*;
     pub use crate::provider::*;
     pub use crate::relying_party::*;
+    pub use crate::security_server::*;
 }
 
 /// Cases that need the fixed default port take turns.
@@ -86,4 +88,5 @@ on_both_backends!(
     provider_malformed_requests,
     consent_and_claims_overrides,
     oidc_relying_party,
+    too_many_parameters,
 );

@@ -127,6 +127,14 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
         ip: peer.ip().to_string(),
         request_id: request_id.to_string(),
     };
+    if flow_req.too_many_params() {
+        let most = crate::lua::request::MAX_PARAMS;
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("too many parameters (at most {most} in the query and {most} in a form body)"),
+        );
+    }
     match app.lua.run_route(entry, flow_req).await {
         Ok(resp) => strip_if_head(into_http(resp), is_head),
         Err(e) => {
