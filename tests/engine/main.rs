@@ -89,4 +89,5 @@ on_both_backends!(
     consent_and_claims_overrides,
     oidc_relying_party,
     too_many_parameters,
+    declared_too_large,
 );

@@ -1,6 +1,8 @@
 //! The HTTP server's own defences: parameter counts, the client address behind trusted
 //! proxies (and only behind them), oversized declared bodies, and HSTS.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -82,4 +84,40 @@ pub async fn too_many_parameters(b: Backend) {
             .contains("too many"),
         "{j}"
     );
+}
+
+/// Reads one response head (and whatever body came with it) from a raw socket.
+fn read_answer(s: &mut TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = vec![0u8; 8192];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// A declared length over the limit is refused at once, not after waiting for the body.
+pub async fn declared_too_large(b: Backend) {
+    let db = TestDb::new(b).await;
+    let e = Setup::new(&db).start().await;
+    let addr = e.url.trim_start_matches("http://").to_string();
+    for expect in ["", "Expect: 100-continue\r\n"] {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        let head = format!(
+            "POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000000\r\n{expect}\r\n"
+        );
+        s.write_all(head.as_bytes()).expect("write");
+        let started = Instant::now();
+        let answer = read_answer(&mut s);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{expect:?}: took {:?}",
+            started.elapsed()
+        );
+        assert!(answer.starts_with("HTTP/1.1 413"), "{expect:?}: {answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+        assert!(answer.contains("payload_too_large"), "{answer}");
+    }
 }
