@@ -11,6 +11,8 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 use url::Url;
 
+use crate::server::client_ip::{Cidr, ForwardedHeader};
+
 /// A configuration problem: where (file, line, key) and why.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", self.render())]
@@ -128,6 +130,8 @@ struct RawServer {
     body_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    trusted_proxies: Option<Spanned<Vec<EnvString>>>,
+    forwarded_header: Option<Spanned<EnvString>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -276,6 +280,10 @@ pub struct ServerConfig {
     pub body_read_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
+    /// Peers whose forwarding header is believed (empty: none, the TCP peer is the client).
+    pub trusted_proxies: Vec<Cidr>,
+    /// The one header those proxies write the client's address into.
+    pub forwarded_header: ForwardedHeader,
 }
 
 #[derive(Debug, Clone)]
@@ -436,6 +444,19 @@ impl Config {
             Some(s) => parse_base_url(&s.get_ref().0)
                 .map_err(|r| at(Some(s.span()), "server.public_url", r))?,
         };
+        let trusted_proxies = match &raw.server.trusted_proxies {
+            None => Vec::new(),
+            Some(list) => list
+                .get_ref()
+                .iter()
+                .map(|c| Cidr::parse(&c.0))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|r| at(Some(list.span()), "server.trusted_proxies", r))?,
+        };
+        let forwarded_header = match &raw.server.forwarded_header {
+            None => ForwardedHeader::XForwardedFor,
+            Some(h) => ForwardedHeader::parse(&h.get_ref().0).map_err(|r| at(Some(h.span()), "server.forwarded_header", r))?,
+        };
         let server = ServerConfig {
             bind_addr,
             public_url: public_url.clone(),
@@ -444,6 +465,8 @@ impl Config {
             body_read_timeout_secs: raw.server.body_read_timeout_secs.unwrap_or(30).max(1),
             idle_timeout_secs: raw.server.idle_timeout_secs.unwrap_or(60),
             shutdown_grace_secs: raw.server.shutdown_grace_secs.unwrap_or(30),
+            trusted_proxies,
+            forwarded_header,
         };
         if server.max_body_bytes == 0 {
             return Err(at(None, "server.max_body_bytes", "must be greater than 0".into()));
@@ -882,6 +905,22 @@ mod tests {
     #[allow(clippy::panic)]
     fn unreachable_table(t: &str) -> &'static toml::Table {
         panic!("engine.toml.example has no [{t}] table")
+    }
+
+    #[test]
+    fn trusted_proxies_and_forwarded_header() {
+        let c = Config::from_toml_str("[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\"]\nforwarded_header = \"forwarded\"\n", None);
+        let c = c.map_err(|e| e.to_string());
+        assert!(c.as_ref().is_ok_and(|c| c.server.trusted_proxies.len() == 3 && c.server.forwarded_header == ForwardedHeader::Forwarded), "{c:?}");
+        assert!(Config::defaults().server.trusted_proxies.is_empty());
+        assert_eq!(Config::defaults().server.forwarded_header, ForwardedHeader::XForwardedFor);
+        let e = Config::from_toml_str("[server]\n\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n", None).err();
+        let e = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains(":3: server.trusted_proxies: \"10.0.0.0/40\": the prefix length must be 0 to 32"), "{e}");
+        let e = Config::from_toml_str("[server]\ntrusted_proxies = [\"proxy.internal\"]\n", None).err();
+        assert!(e.map(|e| e.to_string()).unwrap_or_default().contains("is not an IP address or CIDR network"));
+        let e = Config::from_toml_str("[server]\nforwarded_header = \"x-real-ip\"\n", None).err();
+        assert!(e.map(|e| e.to_string()).unwrap_or_default().contains("server.forwarded_header"));
     }
 
     #[test]

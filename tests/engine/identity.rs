@@ -11,10 +11,10 @@ use sha2::{Digest, Sha256};
 
 use crate::harness::*;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// A browser: a cookie jar, no automatic redirects.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -59,7 +59,7 @@ fn cookie_value(set_cookie: &str) -> String {
 }
 
 /// Logs in through the real form; returns the POST's response.
-async fn login(c: &reqwest::Client, e: &Engine, email: &str, password: &str, return_to: Option<&str>) -> reqwest::Response {
+pub(crate) async fn login(c: &reqwest::Client, e: &Engine, email: &str, password: &str, return_to: Option<&str>) -> reqwest::Response {
     let (status, html) = page(c, &e.at("/auth/login")).await;
     assert_eq!(status, 200, "{html}");
     let token = csrf_in(&html);
@@ -71,18 +71,18 @@ async fn login(c: &reqwest::Client, e: &Engine, email: &str, password: &str, ret
 }
 
 /// The engine's admin API with its generated key.
-struct Admin {
+pub(crate) struct Admin {
     c: reqwest::Client,
     base: String,
     key: String,
 }
 
 impl Admin {
-    fn new(db: &TestDb, e: &Engine) -> Admin {
+    pub(crate) fn new(db: &TestDb, e: &Engine) -> Admin {
         let key = std::fs::read_to_string(db.data_dir().join("admin-key")).expect("admin key").trim().to_string();
         Admin { c: client(), base: e.at("/auth/admin/auth"), key }
     }
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}{path}", self.base);
         let mut rb = self.c.request(method.parse().expect("method"), url).bearer_auth(&self.key);
         if let Some(b) = body {
@@ -93,7 +93,7 @@ impl Admin {
         let text = r.text().await.expect("body");
         (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")) })
     }
-    async fn create_user(&self, email: &str, password: Option<&str>) -> Value {
+    pub(crate) async fn create_user(&self, email: &str, password: Option<&str>) -> Value {
         let mut body = json!({ "email": email, "display_name": "Test User" });
         if let Some(p) = password {
             body["password"] = json!(p);

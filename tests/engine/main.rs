@@ -89,5 +89,7 @@ on_both_backends!(
     consent_and_claims_overrides,
     oidc_relying_party,
     too_many_parameters,
+    trusted_proxy_client_address,
+    spoofed_forwarding_ignored,
     declared_too_large,
 );

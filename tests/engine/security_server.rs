@@ -6,6 +6,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
+use crate::identity::{browser, login, Admin, PASSWORD};
 
 /// One distinct `kN=v` pair after another, about `bytes` long.
 fn distinct_params(bytes: usize) -> String {
@@ -83,6 +84,181 @@ pub async fn too_many_parameters(b: Backend) {
             .unwrap_or_default()
             .contains("too many"),
         "{j}"
+    );
+}
+
+/// A flow that answers with the client address the engine settled on.
+fn whoami_flows(db: &TestDb) -> String {
+    let dir = write_dir(db, "flows", &[(
+        "whoami.lua",
+        "local http = require('assay.http')\nhttp.route('GET', '/auth/whoami', function(req) return http.text(req.ip) end)\n",
+    )]);
+    format!("dir = \"{}\"", dir.display())
+}
+
+/// A browser whose requests arrive as if a proxy had forwarded them for `addr`.
+fn forwarded_browser(addr: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert("x-forwarded-for", addr.parse().expect("header value"));
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(h)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+async fn whoami(e: &Engine, header: (&str, &str)) -> String {
+    let r = client()
+        .get(e.at("/auth/whoami"))
+        .header(header.0, header.1)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    r.text().await.expect("text")
+}
+
+const THROTTLE: &str = "[auth.brute_force]\nfree_failures = 2\nmax_failures = 4\nip_max_failures = 4\nlockout_secs = 120\n";
+
+/// Behind a trusted proxy, failures lock the address the proxy forwarded for, not the proxy.
+pub async fn trusted_proxy_client_address(b: Backend) {
+    let db = TestDb::new(b).await;
+    let e = Setup::new(&db)
+        .server("trusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\"]")
+        .flows(&whoami_flows(&db))
+        .extra(THROTTLE)
+        .start()
+        .await;
+    assert_eq!(
+        whoami(&e, ("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.2")).await,
+        "203.0.113.7"
+    );
+    assert_eq!(
+        whoami(&e, ("x-forwarded-for", "[2001:db8::1]:4711")).await,
+        "2001:db8::1"
+    );
+    assert_eq!(
+        whoami(&e, ("x-forwarded-for", "garbage")).await,
+        "127.0.0.1"
+    );
+    // Only the configured header (X-Forwarded-For by default) is read.
+    assert_eq!(
+        whoami(&e, ("forwarded", "for=192.0.2.1")).await,
+        "127.0.0.1"
+    );
+
+    let admin = Admin::new(&db, &e);
+    admin.create_user("uma@example.com", Some(PASSWORD)).await;
+    let spray = forwarded_browser("203.0.113.7");
+    for i in 0..4 {
+        let r = login(&spray, &e, &format!("spray{i}@example.com"), "guess", None).await;
+        assert_eq!(r.status(), 401, "attempt {i}");
+    }
+    assert_eq!(
+        login(&spray, &e, "uma@example.com", PASSWORD, None)
+            .await
+            .status(),
+        429,
+        "the sprayer's address must be locked"
+    );
+    // Someone else behind the same proxy signs in as usual.
+    assert_eq!(
+        login(
+            &forwarded_browser("198.51.100.9"),
+            &e,
+            "uma@example.com",
+            PASSWORD,
+            None
+        )
+        .await
+        .status(),
+        303
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.login_throttle WHERE key = 'ip:203.0.113.7' AND locked_until IS NOT NULL").await, 1);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM auth.login_throttle WHERE key = 'ip:127.0.0.1'")
+            .await,
+        0
+    );
+    // The audit log names the forwarded address.
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM auth.audit WHERE action = 'login.failed' AND ip = '203.0.113.7'"
+        )
+        .await,
+        4
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.audit WHERE action = 'login.succeeded' AND ip = '198.51.100.9'").await, 1);
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM auth.audit WHERE action LIKE 'login.%' AND ip = '127.0.0.1'"
+        )
+        .await,
+        0
+    );
+}
+
+/// Without trusted proxies the header is the client's to write: it changes nothing.
+pub async fn spoofed_forwarding_ignored(b: Backend) {
+    let db = TestDb::new(b).await;
+    let e = Setup::new(&db)
+        .flows(&whoami_flows(&db))
+        .extra(THROTTLE)
+        .start()
+        .await;
+    assert_eq!(
+        whoami(&e, ("x-forwarded-for", "203.0.113.7")).await,
+        "127.0.0.1"
+    );
+    assert_eq!(
+        whoami(&e, ("forwarded", "for=203.0.113.7")).await,
+        "127.0.0.1"
+    );
+    let admin = Admin::new(&db, &e);
+    admin.create_user("uma@example.com", Some(PASSWORD)).await;
+    for i in 0..4 {
+        let r = login(
+            &forwarded_browser(&format!("203.0.113.{i}")),
+            &e,
+            &format!("spray{i}@example.com"),
+            "guess",
+            None,
+        )
+        .await;
+        assert_eq!(r.status(), 401, "attempt {i}");
+    }
+    assert_eq!(
+        login(
+            &forwarded_browser("198.51.100.9"),
+            &e,
+            "uma@example.com",
+            PASSWORD,
+            None
+        )
+        .await
+        .status(),
+        429,
+        "a new header must not evade the lock"
+    );
+    assert_eq!(
+        login(&browser(), &e, "uma@example.com", PASSWORD, None)
+            .await
+            .status(),
+        429
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM auth.login_throttle WHERE key LIKE 'ip:203.0.113.%'")
+            .await,
+        0
+    );
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM auth.audit WHERE action = 'login.failed' AND ip = '127.0.0.1'"
+        )
+        .await,
+        4
     );
 }
 

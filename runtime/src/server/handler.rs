@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
+use super::client_ip::client_ip;
 use super::errors::{error_response, wants_json, ErrorAnswer};
 use super::App;
 use crate::lua::{FlowRequest, FlowResponse, RouteMatch, RunError};
@@ -121,6 +122,8 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
         }
     };
 
+    let server = &app.config.server;
+    let ip = client_ip(peer.ip(), &parts.headers, &server.trusted_proxies, server.forwarded_header);
     let flow_req = FlowRequest {
         method,
         path,
@@ -128,7 +131,7 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
         headers: parts.headers,
         params,
         body,
-        ip: peer.ip().to_string(),
+        ip: ip.to_string(),
         request_id: request_id.to_string(),
     };
     if flow_req.too_many_params() {
