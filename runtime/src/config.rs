@@ -132,6 +132,8 @@ struct RawServer {
     shutdown_grace_secs: Option<u64>,
     trusted_proxies: Option<Spanned<Vec<EnvString>>>,
     forwarded_header: Option<Spanned<EnvString>>,
+    hsts_max_age_secs: Option<u64>,
+    hsts_include_subdomains: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,6 +286,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<Cidr>,
     /// The one header those proxies write the client's address into.
     pub forwarded_header: ForwardedHeader,
+    /// `Strict-Transport-Security: max-age` when the public URL is https (0: no header).
+    pub hsts_max_age_secs: u64,
+    pub hsts_include_subdomains: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -467,9 +472,15 @@ impl Config {
             shutdown_grace_secs: raw.server.shutdown_grace_secs.unwrap_or(30),
             trusted_proxies,
             forwarded_header,
+            hsts_max_age_secs: raw.server.hsts_max_age_secs.unwrap_or(365 * 86400),
+            hsts_include_subdomains: raw.server.hsts_include_subdomains.unwrap_or(false),
         };
         if server.max_body_bytes == 0 {
             return Err(at(None, "server.max_body_bytes", "must be greater than 0".into()));
+        }
+        // Two years is what the preload list asks for; far beyond it is a typo, not a policy.
+        if server.hsts_max_age_secs > 10 * 365 * 86400 {
+            return Err(at(None, "server.hsts_max_age_secs", "must be at most 315360000 (10 years); 0 sends no header".into()));
         }
 
         // [backend]
@@ -631,6 +642,17 @@ impl Config {
     /// True when cookies must carry `Secure`.
     pub fn is_https(&self) -> bool {
         self.server.public_url.scheme() == "https"
+    }
+
+    /// The `Strict-Transport-Security` value every response carries, if any: only for an
+    /// https public URL (over http browsers ignore it, and it would pin a host that has no TLS).
+    pub fn hsts(&self) -> Option<String> {
+        let s = &self.server;
+        if !self.is_https() || s.hsts_max_age_secs == 0 {
+            return None;
+        }
+        let sub = if s.hsts_include_subdomains { "; includeSubDomains" } else { "" };
+        Some(format!("max-age={}{sub}", s.hsts_max_age_secs))
     }
 
     pub fn public_url(&self) -> &str {
@@ -921,6 +943,16 @@ mod tests {
         assert!(e.map(|e| e.to_string()).unwrap_or_default().contains("is not an IP address or CIDR network"));
         let e = Config::from_toml_str("[server]\nforwarded_header = \"x-real-ip\"\n", None).err();
         assert!(e.map(|e| e.to_string()).unwrap_or_default().contains("server.forwarded_header"));
+    }
+
+    #[test]
+    fn hsts_only_over_https() {
+        assert_eq!(Config::defaults().hsts(), None);
+        let https = |extra: &str| Config::from_toml_str(&format!("[server]\npublic_url = \"https://id.example.com\"\n{extra}"), None).map(|c| c.hsts()).map_err(|e| e.to_string());
+        assert_eq!(https("").ok().flatten().as_deref(), Some("max-age=31536000"));
+        assert_eq!(https("hsts_max_age_secs = 600\nhsts_include_subdomains = true\n").ok().flatten().as_deref(), Some("max-age=600; includeSubDomains"));
+        assert_eq!(https("hsts_max_age_secs = 0\n").ok().flatten(), None);
+        assert!(https("hsts_max_age_secs = 999999999999\n").is_err());
     }
 
     #[test]

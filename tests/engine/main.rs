@@ -92,4 +92,5 @@ on_both_backends!(
     trusted_proxy_client_address,
     spoofed_forwarding_ignored,
     declared_too_large,
+    hsts_header,
 );

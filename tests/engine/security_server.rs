@@ -297,3 +297,41 @@ pub async fn declared_too_large(b: Backend) {
         assert!(answer.contains("payload_too_large"), "{answer}");
     }
 }
+
+/// `Strict-Transport-Security` on every answer when the public URL is https, never over http.
+pub async fn hsts_header(b: Backend) {
+    let db = TestDb::new(b).await;
+    let e = Setup::new(&db)
+        .server("public_url = \"https://id.example.test\"")
+        .start()
+        .await;
+    let c = client();
+    for path in [
+        "/healthz",
+        "/auth/login",
+        "/auth/nothing-here",
+        "/auth/.well-known/openid-configuration",
+    ] {
+        let r = c.get(e.at(path)).send().await.expect("get");
+        let v = r
+            .headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap_or_default().to_string());
+        assert_eq!(
+            v.as_deref(),
+            Some("max-age=31536000"),
+            "{path} ({})",
+            r.status()
+        );
+    }
+    drop(e);
+    let db = TestDb::new(b).await;
+    let e = Setup::new(&db).start().await;
+    for path in ["/healthz", "/auth/login"] {
+        let r = c.get(e.at(path)).send().await.expect("get");
+        assert!(
+            r.headers().get("strict-transport-security").is_none(),
+            "{path} over http"
+        );
+    }
+}

@@ -39,6 +39,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
         }
+        // On every answer, errors included: a browser pins HTTPS from whichever it sees first.
+        if let Some(v) = app.config.hsts().and_then(|h| HeaderValue::from_str(&h).ok()) {
+            resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, v);
+        }
         let status = resp.status().as_u16();
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(target: "access", %method, %path, status, latency_ms = format_args!("{latency_ms:.2}"), "request");
