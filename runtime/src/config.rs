@@ -11,6 +11,8 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 use url::Url;
 
+use crate::server::client_ip::{Cidr, ForwardedHeader};
+
 /// A configuration problem: where (file, line, key) and why.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", self.render())]
@@ -128,6 +130,10 @@ struct RawServer {
     body_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    trusted_proxies: Option<Spanned<Vec<EnvString>>>,
+    forwarded_header: Option<Spanned<EnvString>>,
+    hsts_max_age_secs: Option<u64>,
+    hsts_include_subdomains: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -280,6 +286,13 @@ pub struct ServerConfig {
     pub body_read_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
+    /// Peers whose forwarding header is believed (empty: none, the TCP peer is the client).
+    pub trusted_proxies: Vec<Cidr>,
+    /// The one header those proxies write the client's address into.
+    pub forwarded_header: ForwardedHeader,
+    /// `Strict-Transport-Security: max-age` when the public URL is https (0: no header).
+    pub hsts_max_age_secs: u64,
+    pub hsts_include_subdomains: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -450,6 +463,19 @@ impl Config {
             Some(s) => parse_base_url(&s.get_ref().0)
                 .map_err(|r| at(Some(s.span()), "server.public_url", r))?,
         };
+        let trusted_proxies = match &raw.server.trusted_proxies {
+            None => Vec::new(),
+            Some(list) => list
+                .get_ref()
+                .iter()
+                .map(|c| Cidr::parse(&c.0))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|r| at(Some(list.span()), "server.trusted_proxies", r))?,
+        };
+        let forwarded_header = match &raw.server.forwarded_header {
+            None => ForwardedHeader::XForwardedFor,
+            Some(h) => ForwardedHeader::parse(&h.get_ref().0).map_err(|r| at(Some(h.span()), "server.forwarded_header", r))?,
+        };
         let server = ServerConfig {
             bind_addr,
             public_url: public_url.clone(),
@@ -458,9 +484,17 @@ impl Config {
             body_read_timeout_secs: raw.server.body_read_timeout_secs.unwrap_or(30).max(1),
             idle_timeout_secs: raw.server.idle_timeout_secs.unwrap_or(60),
             shutdown_grace_secs: raw.server.shutdown_grace_secs.unwrap_or(30),
+            trusted_proxies,
+            forwarded_header,
+            hsts_max_age_secs: raw.server.hsts_max_age_secs.unwrap_or(365 * 86400),
+            hsts_include_subdomains: raw.server.hsts_include_subdomains.unwrap_or(false),
         };
         if server.max_body_bytes == 0 {
             return Err(at(None, "server.max_body_bytes", "must be greater than 0".into()));
+        }
+        // Two years is what the preload list asks for; far beyond it is a typo, not a policy.
+        if server.hsts_max_age_secs > 10 * 365 * 86400 {
+            return Err(at(None, "server.hsts_max_age_secs", "must be at most 315360000 (10 years); 0 sends no header".into()));
         }
 
         // [backend]
@@ -638,6 +672,17 @@ impl Config {
     /// The session cookie's name, as [`Config::cookie_name`] makes it.
     pub fn session_cookie(&self) -> String {
         self.cookie_name(&self.auth.session.cookie_name)
+    }
+
+    /// The `Strict-Transport-Security` value every response carries, if any: only for an
+    /// https public URL (over http browsers ignore it, and it would pin a host that has no TLS).
+    pub fn hsts(&self) -> Option<String> {
+        let s = &self.server;
+        if !self.is_https() || s.hsts_max_age_secs == 0 {
+            return None;
+        }
+        let sub = if s.hsts_include_subdomains { "; includeSubDomains" } else { "" };
+        Some(format!("max-age={}{sub}", s.hsts_max_age_secs))
     }
 
     pub fn public_url(&self) -> &str {
@@ -922,6 +967,32 @@ mod tests {
     #[allow(clippy::panic)]
     fn unreachable_table(t: &str) -> &'static toml::Table {
         panic!("engine.toml.example has no [{t}] table")
+    }
+
+    #[test]
+    fn trusted_proxies_and_forwarded_header() {
+        let c = Config::from_toml_str("[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\"]\nforwarded_header = \"forwarded\"\n", None);
+        let c = c.map_err(|e| e.to_string());
+        assert!(c.as_ref().is_ok_and(|c| c.server.trusted_proxies.len() == 3 && c.server.forwarded_header == ForwardedHeader::Forwarded), "{c:?}");
+        assert!(Config::defaults().server.trusted_proxies.is_empty());
+        assert_eq!(Config::defaults().server.forwarded_header, ForwardedHeader::XForwardedFor);
+        let e = Config::from_toml_str("[server]\n\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n", None).err();
+        let e = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains(":3: server.trusted_proxies: \"10.0.0.0/40\": the prefix length must be 0 to 32"), "{e}");
+        let e = Config::from_toml_str("[server]\ntrusted_proxies = [\"proxy.internal\"]\n", None).err();
+        assert!(e.map(|e| e.to_string()).unwrap_or_default().contains("is not an IP address or CIDR network"));
+        let e = Config::from_toml_str("[server]\nforwarded_header = \"x-real-ip\"\n", None).err();
+        assert!(e.map(|e| e.to_string()).unwrap_or_default().contains("server.forwarded_header"));
+    }
+
+    #[test]
+    fn hsts_only_over_https() {
+        assert_eq!(Config::defaults().hsts(), None);
+        let https = |extra: &str| Config::from_toml_str(&format!("[server]\npublic_url = \"https://id.example.com\"\n{extra}"), None).map(|c| c.hsts()).map_err(|e| e.to_string());
+        assert_eq!(https("").ok().flatten().as_deref(), Some("max-age=31536000"));
+        assert_eq!(https("hsts_max_age_secs = 600\nhsts_include_subdomains = true\n").ok().flatten().as_deref(), Some("max-age=600; includeSubDomains"));
+        assert_eq!(https("hsts_max_age_secs = 0\n").ok().flatten(), None);
+        assert!(https("hsts_max_age_secs = 999999999999\n").is_err());
     }
 
     #[test]

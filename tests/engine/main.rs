@@ -14,6 +14,7 @@ mod provider;
 mod relying_party;
 mod security;
 mod security_oidc;
+mod security_server;
 
 /// Every case the list below names, whichever file holds it.
 mod all_cases {
@@ -25,6 +26,7 @@ mod all_cases {
     pub use crate::relying_party::*;
     pub use crate::security::*;
     pub use crate::security_oidc::*;
+    pub use crate::security_server::*;
 }
 
 /// Cases that need the fixed default port take turns.
@@ -100,4 +102,9 @@ on_both_backends!(
     max_age_zero_forces_login,
     introspection_by_resource_servers_only,
     resource_server_in_console,
+    too_many_parameters,
+    trusted_proxy_client_address,
+    spoofed_forwarding_ignored,
+    declared_too_large,
+    hsts_header,
 );

@@ -29,17 +29,14 @@ pub mod token;
 
 pub use reply::{Body, OAuthError, Reply};
 
+use crate::lua::request::{bounded_pairs, MAX_PARAMS};
 use crate::storage::Timestamp;
 
-/// A space-separated scope string as a list, in order, without repeats.
+/// A space-separated scope string as a list, in order, without repeats. The string comes from
+/// the client (up to a whole body of it), so repeats are found with a set, not a scan.
 pub fn split_scopes(s: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for part in s.split(' ').filter(|p| !p.is_empty()) {
-        if !out.iter().any(|x| x == part) {
-            out.push(part.to_string());
-        }
-    }
-    out
+    let mut seen = std::collections::HashSet::new();
+    s.split(' ').filter(|p| !p.is_empty() && seen.insert(*p)).map(str::to_string).collect()
 }
 
 pub fn now_secs() -> i64 {
@@ -51,17 +48,20 @@ pub fn later(secs: u64) -> Timestamp {
 }
 
 /// Form or query parameters, refusing repeats (RFC 6749 §3.1 and §3.2: a parameter MUST NOT
-/// appear more than once) and treating empty values as absent (§3.1).
+/// appear more than once) and treating empty values as absent (§3.1). These are checked
+/// before the client is authenticated, so the check is linear and the count bounded.
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
     pub fn new(pairs: Vec<(String, String)>) -> Result<Params, OAuthError> {
-        let mut seen: Vec<&str> = Vec::new();
+        if pairs.len() > MAX_PARAMS {
+            return Err(OAuthError::invalid_request(format!("too many parameters (at most {MAX_PARAMS})")));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
         for (k, _) in &pairs {
-            if seen.contains(&k.as_str()) {
+            if !seen.insert(k.as_str()) {
                 return Err(OAuthError::invalid_request(format!("the parameter {k} appears more than once")));
             }
-            seen.push(k);
         }
         Ok(Params(pairs))
     }
@@ -81,7 +81,7 @@ pub fn form_params(req: &crate::lua::FlowRequest) -> Result<Params, OAuthError> 
     if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
         return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
     }
-    Params::new(form_urlencoded::parse(&req.body).into_owned().collect())
+    Params::new(bounded_pairs(&req.body))
 }
 
 /// `uri` with `params` added to its query (or, for `fragment`, its fragment).
@@ -110,4 +110,48 @@ pub fn s256(x: &str) -> String {
 /// JSON text of a list or object, for the TEXT columns that hold them on both backends.
 pub fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(n: usize) -> Vec<(String, String)> {
+        (0..n).map(|i| (format!("p{i}"), "v".to_string())).collect()
+    }
+
+    #[test]
+    fn params_refuse_repeats_and_too_many() {
+        assert!(Params::new(pairs(MAX_PARAMS)).is_ok());
+        let e = Params::new(pairs(MAX_PARAMS + 1)).err().map(|e| e.description).unwrap_or_default();
+        assert!(e.contains("too many parameters"), "{e}");
+        let mut twice = pairs(3);
+        twice.push(("p1".into(), "again".into()));
+        let e = Params::new(twice).err().map(|e| e.description).unwrap_or_default();
+        assert!(e.contains("p1 appears more than once"), "{e}");
+    }
+
+    #[test]
+    fn form_params_stop_reading_past_the_cap() {
+        // A megabyte of distinct names: refused without building them all.
+        let body: String = (0..120_000).map(|i| format!("k{i}=v&")).collect();
+        let req = crate::lua::FlowRequest {
+            headers: [(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-www-form-urlencoded"))].into_iter().collect(),
+            body: body.into(),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let e = form_params(&req).err().map(|e| e.description).unwrap_or_default();
+        assert!(e.contains("too many parameters"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(500), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn scopes_keep_order_without_repeats() {
+        assert_eq!(split_scopes("openid  email openid profile email"), vec!["openid", "email", "profile"]);
+        let many: String = (0..200_000).map(|i| format!("s{i} ")).collect();
+        let started = std::time::Instant::now();
+        assert_eq!(split_scopes(&many).len(), 200_000);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    }
 }

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
+use super::client_ip::client_ip;
 use super::errors::{error_response, wants_json, ErrorAnswer};
 use super::App;
 use crate::lua::{FlowRequest, FlowResponse, RouteMatch, RunError};
@@ -37,6 +38,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
         });
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
+        }
+        // On every answer, errors included: a browser pins HTTPS from whichever it sees first.
+        if let Some(v) = app.config.hsts().and_then(|h| HeaderValue::from_str(&h).ok()) {
+            resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, v);
         }
         let status = resp.status().as_u16();
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -90,9 +95,9 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
     };
 
     let limit = app.config.server.max_body_bytes;
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
     let within = std::time::Duration::from_secs(app.config.server.body_read_timeout_secs);
-    let body = match tokio::time::timeout(within, read_body(body, limit)).await.unwrap_or(Err(BodyError::Slow)) {
+    let body = match tokio::time::timeout(within, read_body(&mut body, limit)).await.unwrap_or(Err(BodyError::Slow)) {
         Ok(bytes) => bytes,
         Err(BodyError::Slow) => {
             let mut resp = fail(
@@ -104,6 +109,10 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
             return resp;
         }
         Err(BodyError::TooLarge) => {
+            // Answered now; the rest of the upload is read and dropped behind the answer.
+            if !expects_continue(&parts.headers) {
+                tokio::spawn(drain(body));
+            }
             let mut resp = fail(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -122,6 +131,8 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
         return fail(StatusCode::BAD_REQUEST, "invalid_request", format!("{place} contains a NUL byte"));
     }
 
+    let server = &app.config.server;
+    let ip = client_ip(peer.ip(), &parts.headers, &server.trusted_proxies, server.forwarded_header);
     let flow_req = FlowRequest {
         method,
         path,
@@ -129,9 +140,17 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
         headers: parts.headers,
         params,
         body,
-        ip: peer.ip().to_string(),
+        ip: ip.to_string(),
         request_id: request_id.to_string(),
     };
+    if flow_req.too_many_params() {
+        let most = crate::lua::request::MAX_PARAMS;
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("too many parameters (at most {most} in the query and {most} in a form body)"),
+        );
+    }
     match app.lua.run_route(entry, flow_req).await {
         Ok(resp) => strip_if_head(into_http(resp), is_head),
         Err(e) => {
@@ -151,39 +170,51 @@ enum BodyError {
     Read(hyper::Error),
 }
 
-/// How much of an oversized body is read and thrown away before answering 413, and for how
-/// long: a client still sending when the server answers and closes would see a reset instead
-/// of the 413 (a lingering read, as nginx does). Past either bound the connection just closes.
+/// How much of an oversized body is read and thrown away after the 413, and for how long: a
+/// client still sending when the server closes would see a reset instead of the 413 (a
+/// lingering read, as nginx does). Past either bound the connection just closes.
 const DRAIN_BYTES: u64 = 1024 * 1024;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The whole body if it is at most `limit` bytes (declared or streamed).
-async fn read_body(mut body: Incoming, limit: u64) -> Result<Bytes, BodyError> {
+/// The whole body if it is at most `limit` bytes. A declared length over the limit is refused
+/// before a byte is read (waiting for a body we will refuse only ties up the connection); a
+/// streamed one as soon as it passes the limit.
+async fn read_body(body: &mut Incoming, limit: u64) -> Result<Bytes, BodyError> {
     use hyper::body::Body;
-    let declared = body.size_hint().exact();
+    if body.size_hint().exact().is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge);
+    }
     let mut buf = bytes::BytesMut::new();
-    let mut too_large = declared.is_some_and(|n| n > limit);
-    let mut seen: u64 = 0;
-    let drain_until = Instant::now() + DRAIN_TIME;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(BodyError::Read)?;
         let Ok(data) = frame.into_data() else { continue };
-        seen += data.len() as u64;
-        if seen > limit {
-            too_large = true;
+        if (buf.len() + data.len()) as u64 > limit {
+            return Err(BodyError::TooLarge);
         }
-        if too_large {
-            if seen > limit + DRAIN_BYTES || Instant::now() > drain_until {
-                break;
-            }
-        } else {
-            buf.extend_from_slice(&data);
-        }
-    }
-    if too_large {
-        return Err(BodyError::TooLarge);
+        buf.extend_from_slice(&data);
     }
     Ok(buf.freeze())
+}
+
+/// Reads and drops what is left of a refused body, within `DRAIN_BYTES` and `DRAIN_TIME`.
+/// While this holds the body the connection stays open for it; dropping it closes.
+async fn drain(mut body: Incoming) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut seen: u64 = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if seen > DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// A client that sent `Expect: 100-continue` sends no body until told to: reading it would
+/// tell it to, so it is left unread.
+fn expects_continue(headers: &http::HeaderMap) -> bool {
+    headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 fn internal_error(app: &App, request_id: &str, json: bool) -> Response<Full<Bytes>> {

@@ -1,6 +1,7 @@
 //! The HTTP server: hyper 1 on tokio, HTTP/1.1 with keep-alive, header-read and idle timeouts,
 //! and a graceful shutdown on SIGTERM/SIGINT that lets in-flight requests finish.
 
+pub mod client_ip;
 mod errors;
 mod handler;
 mod idle;
