@@ -12,6 +12,7 @@ mod identity;
 mod oidc;
 mod provider;
 mod relying_party;
+mod security_sandbox;
 
 /// Every case the list below names, whichever file holds it.
 mod all_cases {
@@ -21,6 +22,7 @@ mod all_cases {
     pub use crate::oidc::*;
     pub use crate::provider::*;
     pub use crate::relying_party::*;
+    pub use crate::security_sandbox::*;
 }
 
 /// Cases that need the fixed default port take turns.
@@ -56,6 +58,9 @@ on_both_backends!(
     flow_and_template_override,
     lua_error_and_runaway,
     sandbox,
+    sandbox_pattern_budget,
+    sandbox_shared_tables_locked,
+    sandbox_env_for_flows,
     module_switching,
     migrations_twice_and_concurrently,
     body_limit,

@@ -17,6 +17,8 @@ const MAXCCALLS: usize = 200;
 /// Steps between two looks at the clock: a look costs one `Instant::now()`, the steps between
 /// take a few microseconds, so a spent budget is noticed promptly and cheaply.
 const CHECK_EVERY: usize = 4096;
+/// Steps a call may take on its tokio worker before it is moved off it (see [`resumable`]).
+const INLINE_STEPS: usize = 16 * CHECK_EVERY;
 const CAP_UNFINISHED: isize = -1;
 const CAP_POSITION: isize = -2;
 const SPECIALS: &[u8] = b"^$*+?.([%-";
@@ -42,6 +44,9 @@ pub struct Matcher<'a> {
     depth: usize,
     caps: [(usize, isize); MAXCAPTURES],
     steps: usize,
+    /// Steps before the last check, and the count past which the call leaves its worker.
+    total: usize,
+    inline_limit: usize,
     /// Where the budget lives; `None` runs unchecked (unit tests of the matcher alone).
     lua: Option<&'a Lua>,
 }
@@ -55,6 +60,8 @@ impl<'a> Matcher<'a> {
             depth: MAXCCALLS,
             caps: [(0, 0); MAXCAPTURES],
             steps: 0,
+            total: 0,
+            inline_limit: INLINE_STEPS,
             lua,
         }
     }
@@ -73,11 +80,15 @@ impl<'a> Matcher<'a> {
         if self.steps < CHECK_EVERY {
             return Ok(());
         }
+        self.total += self.steps;
         self.steps = 0;
-        match self.lua {
-            Some(lua) => super::sandbox::check_budget(lua),
-            None => Ok(()),
+        if let Some(lua) = self.lua {
+            super::sandbox::check_budget(lua)?;
         }
+        if self.total >= self.inline_limit {
+            return Err(mlua::Error::external(GaveUp));
+        }
+        Ok(())
     }
 
     /// The pattern byte at `p`, or 0 past its end (C reads the string's terminating NUL).
@@ -372,6 +383,44 @@ impl<'a> Matcher<'a> {
         } else {
             self.level
         }
+    }
+}
+
+/// The matcher has run long on a tokio worker: see [`resumable`]. Never reaches Lua.
+#[derive(Debug)]
+struct GaveUp;
+
+impl std::fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("pattern matching moved off the worker")
+    }
+}
+
+impl std::error::Error for GaveUp {}
+
+/// Runs `step`, a call's work that keeps its progress outside (so that running it again
+/// resumes, restarting only the current match attempt, which has no side effects).
+///
+/// The budget stops a long match, but the matcher cannot yield: until then it would hold its
+/// tokio worker, and the tasks queued on that worker (a `/readyz`, the database connection
+/// another request is returning) would wait with it. So a call that runs past
+/// [`INLINE_STEPS`] gives up and resumes inside `block_in_place`, which hands the worker's
+/// queue to another thread first. Short calls, nearly all of them, never pay for that.
+pub fn resumable<T>(m: &mut Matcher, mut step: impl FnMut(&mut Matcher) -> Res<T>) -> Res<T> {
+    match step(m) {
+        Err(mlua::Error::ExternalError(e)) if e.is::<GaveUp>() => {
+            m.inline_limit = usize::MAX;
+            off_the_worker(|| step(m))
+        }
+        other => other,
+    }
+}
+
+fn off_the_worker<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

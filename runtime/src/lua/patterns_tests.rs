@@ -399,3 +399,32 @@ fn no_budget_no_limit() {
         .unwrap();
     assert_eq!(n, 40000);
 }
+
+/// A call that runs long leaves its worker and resumes where it was: each match is replaced
+/// once, each capture found once, on a tokio worker as without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_calls_resume_off_the_worker() {
+    let code = r#"
+      local calls = 0
+      local s = ("ab "):rep(60000)
+      local out, n = s:gsub("%a+", function(w) calls = calls + 1 return w:upper() end)
+      assert(n == 60000 and calls == 60000, n .. " " .. calls)
+      assert(out == ("AB "):rep(60000))
+      local words = 0
+      for _ in s:gmatch("%a+") do words = words + 1 end
+      assert(words == 60000)
+      assert(s:find("x") == nil and s:find("ab", -3) == #s - 2)
+      assert(#(("x" .. (" "):rep(3000) .. "y"):match("^%s*(.-)%s*$")) == 3002)
+      return true
+    "#;
+    for with_runtime in [true, false] {
+        let lua = Lua::new();
+        super::super::strfns::install(&lua).unwrap();
+        let ok: bool = if with_runtime {
+            lua.load(code).eval().unwrap()
+        } else {
+            std::thread::spawn(move || lua.load(code).eval::<bool>().unwrap()).join().unwrap()
+        };
+        assert!(ok);
+    }
+}

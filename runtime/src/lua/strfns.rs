@@ -9,7 +9,7 @@
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
-use super::patterns::{find_plain, no_specials, Capture, Matcher, Res};
+use super::patterns::{find_plain, no_specials, resumable, Capture, Matcher, Res};
 
 pub fn install(lua: &Lua) -> mlua::Result<()> {
     let string: Table = lua.globals().raw_get("string")?;
@@ -135,7 +135,7 @@ fn find_aux(
     }
     if find && (!matches!(plain, Value::Nil | Value::Boolean(false)) || no_specials(&pb)) {
         let mut m = Matcher::new(Some(lua), &sb, &[]);
-        match find_plain(&mut m, init, &pb)? {
+        match resumable(&mut m, |m| find_plain(m, init, &pb))? {
             Some(at) => {
                 out.push_back(Value::Integer(at as i64 + 1));
                 out.push_back(Value::Integer((at + pb.len()) as i64));
@@ -148,24 +148,25 @@ fn find_aux(
     let pat = if anchor { &pb[1..] } else { &pb[..] };
     let mut m = Matcher::new(Some(lua), &sb, pat);
     let mut s1 = init;
-    loop {
+    let found = resumable(&mut m, |m| loop {
         m.reset();
         if let Some(e) = m.do_match(s1, 0)? {
-            if find {
-                out.push_back(Value::Integer(s1 as i64 + 1));
-                out.push_back(Value::Integer(e as i64));
-                push_captures(lua, &m, None, &mut out)?;
-            } else {
-                push_captures(lua, &m, Some((s1, e)), &mut out)?;
-            }
-            return Ok(out);
+            return Ok(Some(e));
         }
         if anchor || s1 >= sb.len() {
-            break;
+            return Ok(None);
         }
         s1 += 1;
+    })?;
+    match found {
+        Some(e) if find => {
+            out.push_back(Value::Integer(s1 as i64 + 1));
+            out.push_back(Value::Integer(e as i64));
+            push_captures(lua, &m, None, &mut out)?;
+        }
+        Some(e) => push_captures(lua, &m, Some((s1, e)), &mut out)?,
+        None => out.push_back(Value::Nil),
     }
-    out.push_back(Value::Nil);
     Ok(out)
 }
 
@@ -183,17 +184,20 @@ fn gmatch(lua: &Lua, (s, p, init): (Value, Value, Value)) -> Res<Function> {
         let mut m = Matcher::new(Some(lua), &sb, &pb);
         let mut out = MultiValue::new();
         let mut at = src;
-        while at <= sb.len() {
-            m.reset();
-            if let Some(e) = m.do_match(at, 0)? {
-                if Some(e) != last {
-                    src = e;
-                    last = Some(e);
-                    push_captures(lua, &m, Some((at, e)), &mut out)?;
-                    return Ok(out);
+        let found = resumable(&mut m, |m| {
+            while at <= m.src.len() {
+                m.reset();
+                match m.do_match(at, 0)? {
+                    Some(e) if Some(e) != last => return Ok(Some(e)),
+                    _ => at += 1,
                 }
             }
-            at += 1;
+            Ok(None)
+        })?;
+        if let Some(e) = found {
+            src = e;
+            last = Some(e);
+            push_captures(lua, &m, Some((at, e)), &mut out)?;
         }
         Ok(out)
     })
@@ -231,24 +235,27 @@ fn gsub(lua: &Lua, (s, p, repl, max): (Value, Value, Value, Value)) -> Res<(Valu
     let mut buf: Vec<u8> = Vec::new();
     let (mut src, mut copied, mut n, mut changed) = (0usize, 0usize, 0i64, false);
     let mut last: Option<usize> = None;
-    while n < max {
-        m.reset();
-        match m.do_match(src, 0)? {
-            Some(e) if Some(e) != last => {
-                n += 1;
-                buf.extend_from_slice(&sb[copied..src]);
-                changed |= add_value(lua, &m, &mut buf, src, e, &repl)?;
-                src = e;
-                copied = e;
-                last = Some(e);
+    resumable(&mut m, |m| {
+        while n < max {
+            m.reset();
+            match m.do_match(src, 0)? {
+                Some(e) if Some(e) != last => {
+                    n += 1;
+                    buf.extend_from_slice(&sb[copied..src]);
+                    changed |= add_value(lua, m, &mut buf, src, e, &repl)?;
+                    src = e;
+                    copied = e;
+                    last = Some(e);
+                }
+                _ if src < sb.len() => src += 1,
+                _ => break,
             }
-            _ if src < sb.len() => src += 1,
-            _ => break,
+            if anchor {
+                break;
+            }
         }
-        if anchor {
-            break;
-        }
-    }
+        Ok(())
+    })?;
     if !changed {
         // The subject itself (as a string even when it was a number, as in C).
         return Ok((Value::String(s.clone()), n));
