@@ -423,8 +423,49 @@ async fn long_calls_resume_off_the_worker() {
         let ok: bool = if with_runtime {
             lua.load(code).eval().unwrap()
         } else {
-            std::thread::spawn(move || lua.load(code).eval::<bool>().unwrap()).join().unwrap()
+            std::thread::spawn(move || lua.load(code).eval::<bool>().unwrap())
+                .join()
+                .unwrap()
         };
         assert!(ok);
+    }
+}
+
+/// Per-call cost of the C functions and of ours on typical flow calls. Run it optimised:
+/// `CARGO_PROFILE_DEV_OPT_LEVEL=2 cargo test --lib patterns::tests::cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn cost() {
+    let calls = [
+        r#"("  alice@example.com "):match("^%s*(.-)%s*$")"#,
+        r#"("alice@example.com"):find("@", 1, true)"#,
+        r#"("alice@example.com"):match("^[^@]+@[^@]+%.[^@]+$")"#,
+        r#"("/auth/users/abc123"):match("^/auth/users/([%w_-]+)$")"#,
+        r#"("a b&c=d"):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", string.byte(c)) end)"#,
+        r#"("x-forwarded-for"):gsub("%-", "_")"#,
+    ];
+    let (c, rust) = states();
+    // The floor: any Rust function with these arguments and results, through mlua.
+    let floor = |lua: &Lua| {
+        let f = lua.create_function(
+            |_, _: (mlua::Value, mlua::Value, mlua::Value, mlua::Value)| {
+                let mut out = mlua::MultiValue::new();
+                out.push_back(mlua::Value::Integer(6));
+                out.push_back(mlua::Value::Integer(6));
+                Ok(out)
+            },
+        );
+        lua.globals().set("floor", f.unwrap()).unwrap();
+    };
+    floor(&c);
+    floor(&rust);
+    for call in [r#"floor("alice@example.com", "@", 1, true)"#]
+        .into_iter()
+        .chain(calls)
+    {
+        let code = format!("local t = os.clock() for _ = 1, 200000 do local _ = {call} end return (os.clock() - t) / 200000 * 1e9");
+        let want: f64 = c.load(&code).eval().unwrap();
+        let got: f64 = rust.load(&code).eval().unwrap();
+        eprintln!("{:>6.0} ns (C) {:>6.0} ns (Rust)  {call}", want, got);
     }
 }
