@@ -15,6 +15,7 @@ mod relying_party;
 mod security;
 mod security_oidc;
 mod security_server;
+mod security_sandbox;
 
 /// Every case the list below names, whichever file holds it.
 mod all_cases {
@@ -27,6 +28,7 @@ mod all_cases {
     pub use crate::security::*;
     pub use crate::security_oidc::*;
     pub use crate::security_server::*;
+    pub use crate::security_sandbox::*;
 }
 
 /// Cases that need the fixed default port take turns.
@@ -62,6 +64,9 @@ on_both_backends!(
     flow_and_template_override,
     lua_error_and_runaway,
     sandbox,
+    sandbox_pattern_budget,
+    sandbox_shared_tables_locked,
+    sandbox_env_for_flows,
     module_switching,
     migrations_twice_and_concurrently,
     body_limit,

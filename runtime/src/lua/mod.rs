@@ -10,8 +10,10 @@
 //! next.
 
 pub mod flows;
+pub mod patterns;
 pub mod request;
 pub mod sandbox;
+pub mod strfns;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -43,6 +43,27 @@ pub struct Budget {
     last_yield: std::cell::Cell<Option<Instant>>,
 }
 
+impl Budget {
+    /// Raises [`BUDGET_EXCEEDED`] (and marks the budget spent, so that the wrapped `pcall`
+    /// re-raises it) once the deadline has passed or the budget was already spent.
+    fn check(&self, now: Instant) -> mlua::Result<()> {
+        if self.exceeded.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| now >= d) {
+            self.exceeded.store(true, Ordering::Relaxed);
+            return Err(mlua::Error::runtime(BUDGET_EXCEEDED));
+        }
+        Ok(())
+    }
+}
+
+/// The budget check for Rust code that runs long without executing Lua instructions (the
+/// pattern matcher), which the instruction hook cannot interrupt. No budget: no limit.
+pub fn check_budget(lua: &Lua) -> mlua::Result<()> {
+    match lua.app_data_ref::<Budget>() {
+        Some(b) => b.check(Instant::now()),
+        None => Ok(()),
+    }
+}
+
 /// How long a flow may compute before it yields its worker thread to other tasks.
 const YIELD_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
@@ -122,6 +143,8 @@ impl Vm {
             LuaOptions::new(),
         )?;
         lua.set_memory_limit(memory_limit)?;
+        // Pattern functions the budget can stop, and no `string.dump` (see strfns.rs).
+        super::strfns::install(&lua)?;
         // Nearly everything a request allocates (its environment, request table, closures)
         // dies with the request: generational collection suits that (0 = Lua's defaults).
         lua.gc_gen(0, 0);
@@ -293,10 +316,7 @@ impl Vm {
 fn budget_hook(lua: &Lua, _debug: mlua::Debug) -> mlua::Result<VmState> {
     let Some(b) = lua.app_data_ref::<Budget>() else { return Ok(VmState::Continue) };
     let now = Instant::now();
-    if b.exceeded.load(Ordering::Relaxed) || b.deadline.is_some_and(|d| now >= d) {
-        b.exceeded.store(true, Ordering::Relaxed);
-        return Err(mlua::Error::runtime(BUDGET_EXCEEDED));
-    }
+    b.check(now)?;
     match b.last_yield.get() {
         Some(last) if now.duration_since(last) < YIELD_EVERY => Ok(VmState::Continue),
         Some(_) => {

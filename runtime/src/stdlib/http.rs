@@ -197,6 +197,9 @@ pub fn request_metatable(lua: &Lua) -> mlua::Result<Table> {
         this.raw_set(&*key, value.clone())?;
         Ok(value)
     })?)?;
+    // One metatable serves every request of this state: a flow that could reach it could
+    // wrap `__index` and read the next request's form (a password). `getmetatable(req)` is false.
+    mt.set("__metatable", false)?;
     Ok(mt)
 }
 
@@ -229,6 +232,8 @@ fn outbound_response_metatable(lua: &Lua) -> mlua::Result<Table> {
     let methods = lua.create_table()?;
     methods.set("json", json_method(lua)?)?;
     mt.set("__index", methods)?;
+    // Shared by every outbound response of this state: locked, like the request's.
+    mt.set("__metatable", false)?;
     lua.set_named_registry_value(KEY, mt.clone())?;
     Ok(mt)
 }
