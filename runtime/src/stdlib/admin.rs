@@ -87,7 +87,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         let resp = error(lua, status, code, description)?;
         // "try again in N seconds" (throttled, busy) is also said the way clients read it.
         if status == 429 || status == 503 {
-            let secs = description.split_whitespace().filter_map(|w| w.parse::<u64>().ok()).last().unwrap_or(1);
+            let secs = description.split_whitespace().rev().find_map(|w| w.parse::<u64>().ok()).unwrap_or(1);
             if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
                 resp.borrow_mut::<crate::lua::FlowResponse>()?.headers.push((http::header::RETRY_AFTER, v));
             }
