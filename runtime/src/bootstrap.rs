@@ -2,20 +2,28 @@
 //! reach the admin API. The key is shown once (written to `{data_dir}/admin-key`, mode 0600)
 //! and only its SHA-256 is stored.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use crate::config::Config;
-use crate::server::ServeError;
 use crate::storage::{ensure_data_dir, Db, StorageError};
-use crate::stdlib::crypto::{random_token, sha256_hex};
+use crate::crypto::{random_token, sha256_hex};
+use crate::secret_file::write_secret;
 
 /// The name of the generated key's row; at most one exists.
 const BOOTSTRAP_KEY: &str = "bootstrap";
 
+/// Why the first admin key could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot write the admin key: {0}")]
+    File(std::io::Error),
+}
+
 /// Generates the first admin key when the config names none and none was generated before.
 /// Returns the file it wrote, if it wrote one.
-pub async fn ensure_admin_key(config: &Config, db: &Db) -> Result<Option<PathBuf>, ServeError> {
+pub async fn ensure_admin_key(config: &Config, db: &Db) -> Result<Option<PathBuf>, BootstrapError> {
     if !config.auth.admin_api_keys.is_empty() {
         return Ok(None);
     }
@@ -31,41 +39,8 @@ pub async fn ensure_admin_key(config: &Config, db: &Db) -> Result<Option<PathBuf
     if let Err(e) = written {
         // Without the file nobody could ever use the key: forget it so the next start retries.
         let _ = db.delete_admin_key(&id).await;
-        return Err(ServeError::AdminKey(e));
+        return Err(BootstrapError::File(e));
     }
     Ok(Some(path))
 }
 
-/// Writes a secret to a file that must not exist yet (two engines starting at once on one data
-/// dir: exactly one writes, the other reads what it wrote).
-pub fn write_new_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
-    write_file(path, secret, true)
-}
-
-fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
-    write_file(path, secret, false)
-}
-
-fn write_file(path: &std::path::Path, secret: &str, new: bool) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    if new {
-        opts.write(true).create_new(true);
-    } else {
-        opts.write(true).create(true).truncate(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    #[cfg(unix)]
-    {
-        // An existing file keeps its old mode through open(): set it explicitly.
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(secret.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()
-}

@@ -4,10 +4,12 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod identity;
 pub mod lua;
 pub mod modules;
 pub mod oidc;
+pub mod secret_file;
 pub mod server;
 pub mod stdlib;
 pub mod storage;

@@ -9,6 +9,7 @@ mod browser;
 mod cases;
 mod harness;
 mod identity;
+mod layers;
 mod oidc;
 mod provider;
 mod relying_party;

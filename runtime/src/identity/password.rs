@@ -265,7 +265,7 @@ fn verify_phc(pepper: &[u8], phc: &str, password: &[u8], memory: &mut Vec<Block>
     let expected = parsed.hash?;
     let mut out = vec![0u8; expected.len()];
     compute(pepper, &params, salt, password, &mut out, memory).ok()?;
-    Some((crate::stdlib::crypto::constant_time_eq(&out, expected.as_bytes()), params))
+    Some((crate::crypto::constant_time_eq(&out, expected.as_bytes()), params))
 }
 
 /// One hash per CPU (more only queue for cores), but no more than fit in a quarter of the

@@ -38,7 +38,7 @@ impl ServerKeys {
                 .fetch_one(pool)
                 .await?
         });
-        if !crate::stdlib::crypto::constant_time_eq(stored.as_bytes(), check.as_bytes()) {
+        if !crate::crypto::constant_time_eq(stored.as_bytes(), check.as_bytes()) {
             return Err(IdentityError::Config(
                 "auth.master_key: this engine's master key differs from the one this database was set up with \
                  (every engine on one database needs the same [auth] master_key)"
@@ -80,7 +80,7 @@ fn from_file(config: &Config) -> Result<String, IdentityError> {
     crate::storage::ensure_data_dir(&config.backend.data_dir).map_err(|e| IdentityError::Config(e.to_string()))?;
     let key = hex::encode(rand::random::<[u8; 32]>());
     // create_new: two processes starting at once on one data dir must not both write.
-    match crate::bootstrap::write_new_secret(&path, &key) {
+    match crate::secret_file::write_new_secret(&path, &key) {
         Ok(()) => {
             if matches!(config.backend.kind, crate::config::BackendType::Postgres) {
                 tracing::warn!(path = %path.display(), "generated a master key; every engine sharing this PostgreSQL needs the same one: set [auth] master_key");

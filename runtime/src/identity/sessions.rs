@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::users::{rfc3339, User};
 use super::{ids, Context, Identity, IdentityError};
-use crate::stdlib::crypto::{random_token, sha256_hex};
+use crate::crypto::{random_token, sha256_hex};
 use crate::storage::Timestamp;
 use crate::with_pool;
 

@@ -5,7 +5,7 @@
 
 use super::users::User;
 use super::{Identity, IdentityError};
-use crate::stdlib::crypto::{random_token, sha256_hex};
+use crate::crypto::{random_token, sha256_hex};
 use crate::storage::Timestamp;
 use crate::with_pool;
 

@@ -18,7 +18,7 @@ use super::{json_text, later, now_secs, split_scopes, with_params, OAuthError, P
 use crate::identity::sessions::Session;
 use crate::identity::users::User;
 use crate::identity::{Identity, IdentityError};
-use crate::stdlib::crypto::{random_token, sha256_hex};
+use crate::crypto::{random_token, sha256_hex};
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -543,7 +543,7 @@ impl Identity {
     async fn parked_for(&self, challenge: &str, binding: &str) -> Result<Parked, IdentityError> {
         let missing = || IdentityError::NotFound("no pending sign-in request with that challenge for this browser".into());
         let p = self.parked(challenge).await?.ok_or_else(missing)?;
-        let same = crate::stdlib::crypto::constant_time_eq(p.browser_hash.as_bytes(), sha256_hex(binding.as_bytes()).as_bytes());
+        let same = crate::crypto::constant_time_eq(p.browser_hash.as_bytes(), sha256_hex(binding.as_bytes()).as_bytes());
         if binding.is_empty() || !same {
             return Err(missing());
         }

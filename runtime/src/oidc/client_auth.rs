@@ -181,7 +181,7 @@ impl Identity {
             return bad("jti is too long");
         }
         // Each assertion once: its jti is kept until the assertion expires.
-        let key = format!("assertion:{sub}:{}", crate::stdlib::crypto::sha256_hex(jti.as_bytes()));
+        let key = format!("assertion:{sub}:{}", crate::crypto::sha256_hex(jti.as_bytes()));
         let expires = Timestamp(chrono::DateTime::from_timestamp(exp + 60, 0).unwrap_or_else(chrono::Utc::now));
         let inserted = with_pool!(&self.db, pool => sqlx::query("INSERT INTO auth.oidc_revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
             .bind(&key)

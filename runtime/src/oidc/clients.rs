@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use crate::identity::users::rfc3339;
 use crate::identity::{Identity, IdentityError};
-use crate::stdlib::crypto::{constant_time_eq, random_token};
+use crate::crypto::{constant_time_eq, random_token};
 use crate::storage::Timestamp;
 use crate::with_pool;
 

@@ -196,7 +196,7 @@ impl Identity {
         let (private, mut jwk) = tokio::task::spawn_blocking(move || generate(&alg_owned))
             .await
             .map_err(|e| IdentityError::Internal(e.to_string()))??;
-        let kid = crate::stdlib::crypto::random_token(16);
+        let kid = crate::crypto::random_token(16);
         if let Some(obj) = jwk.as_object_mut() {
             obj.insert("kid".into(), kid.clone().into());
             obj.insert("alg".into(), alg.into());

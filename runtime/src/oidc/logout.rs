@@ -15,7 +15,7 @@ use super::{later, now_secs, with_params, Params, Reply};
 use crate::identity::sessions::Session;
 use crate::identity::users::User;
 use crate::identity::{ids, Identity, IdentityError};
-use crate::stdlib::crypto::random_token;
+use crate::crypto::random_token;
 use crate::storage::Timestamp;
 use crate::with_pool;
 

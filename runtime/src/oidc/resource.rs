@@ -9,7 +9,7 @@ use super::jwt::Expect;
 use super::{form_params, split_scopes, OAuthError, Params, Reply};
 use crate::identity::{Identity, IdentityError};
 use crate::lua::FlowRequest;
-use crate::stdlib::crypto::sha256_hex;
+use crate::crypto::sha256_hex;
 
 /// A Bearer failure: 401 (or 403) with `WWW-Authenticate` saying why (RFC 6750 §3).
 fn bearer_error(e: OAuthError) -> Reply {

@@ -16,7 +16,7 @@ use super::{form_params, json_text, later, now_secs, s256, split_scopes, OAuthEr
 use crate::identity::users::User;
 use crate::identity::{ids, Identity, IdentityError};
 use crate::lua::FlowRequest;
-use crate::stdlib::crypto::{random_token, sha256_hex};
+use crate::crypto::{random_token, sha256_hex};
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -178,7 +178,7 @@ impl Identity {
                 if verifier.len() < 43 || verifier.len() > 128 || !verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
                     return Ok(Err(OAuthError::invalid_request("code_verifier is not 43 to 128 characters of [A-Za-z0-9-._~]")));
                 }
-                if !crate::stdlib::crypto::constant_time_eq(s256(verifier).as_bytes(), challenge.as_bytes()) {
+                if !crate::crypto::constant_time_eq(s256(verifier).as_bytes(), challenge.as_bytes()) {
                     return Ok(Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge")));
                 }
             }

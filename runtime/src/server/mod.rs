@@ -41,8 +41,8 @@ pub enum ServeError {
     Flow(#[from] FlowError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
-    #[error("cannot write the admin key: {0}")]
-    AdminKey(std::io::Error),
+    #[error(transparent)]
+    AdminKey(#[from] crate::bootstrap::BootstrapError),
     #[error("cannot build the outbound HTTP client: {0}")]
     Client(reqwest::Error),
     #[error(transparent)]

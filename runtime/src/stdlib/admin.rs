@@ -8,7 +8,7 @@ use mlua::{AnyUserData, Lua, Table, Value};
 use super::{identity, session, to_lua};
 use crate::identity::Identity;
 use crate::lua::{require_phase, Outcome, Phase, RequestRun};
-use crate::stdlib::crypto::{constant_time_eq, sha256_hex};
+use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::with_pool;
 
 const PHASES: &[Phase] = &[Phase::Request];

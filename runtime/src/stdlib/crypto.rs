@@ -5,10 +5,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use mlua::{Lua, Table};
-use rand::RngCore;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
+use crate::crypto::{constant_time_eq, random_token};
 use crate::lua::{fail, Outcome};
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
@@ -41,22 +40,6 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         }
     })?)?;
     Ok(m)
-}
-
-/// `bytes` random bytes from the OS generator, base64url without padding.
-pub fn random_token(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(&buf)
-}
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-/// Equal-length inputs are compared in time independent of their contents.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 fn encode(lua: &Lua, digest: &[u8], enc: Option<&str>) -> mlua::Result<mlua::String> {

@@ -137,7 +137,7 @@ fn binding(lua: &Lua, id: &Identity, create: bool) -> mlua::Result<String> {
         Some(v) => Ok(v),
         None if !create => Ok(String::new()),
         None => {
-            let value = crate::stdlib::crypto::random_token(32);
+            let value = crate::crypto::random_token(32);
             let set = super::session::cookie(id, BINDING_COOKIE, &value, None)?;
             if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
                 run.cookies.push(set);

@@ -10,7 +10,7 @@ use crate::identity::sessions::Session;
 use crate::identity::users::User;
 use crate::identity::Identity;
 use crate::lua::{Outcome, Phase, RequestRun};
-use crate::stdlib::crypto::{constant_time_eq, random_token};
+use crate::crypto::{constant_time_eq, random_token};
 
 const PHASES: &[Phase] = &[Phase::Request];
 /// The cookie an anonymous visitor's CSRF token is bound to.
