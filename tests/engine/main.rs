@@ -13,6 +13,7 @@ mod layers;
 mod oidc;
 mod provider;
 mod relying_party;
+mod schema;
 mod security;
 mod security_oidc;
 mod security_server;
@@ -26,6 +27,7 @@ mod all_cases {
     pub use crate::oidc::*;
     pub use crate::provider::*;
     pub use crate::relying_party::*;
+    pub use crate::schema::*;
     pub use crate::security::*;
     pub use crate::security_oidc::*;
     pub use crate::security_server::*;
@@ -70,6 +72,7 @@ on_both_backends!(
     sandbox_env_for_flows,
     module_switching,
     migrations_twice_and_concurrently,
+    migrated_schemas_agree,
     body_limit,
     http_basics,
     graceful_shutdown,
