@@ -22,6 +22,8 @@ pub mod discovery;
 pub mod jwt;
 pub mod keys;
 pub mod logout;
+#[cfg(test)]
+mod pure_tests;
 pub mod refresh;
 pub mod reply;
 pub mod resource;
