@@ -11,6 +11,7 @@ mod harness;
 mod identity;
 mod layers;
 mod oidc;
+mod phases;
 mod provider;
 mod relying_party;
 mod schema;
@@ -25,6 +26,7 @@ mod all_cases {
     pub use crate::cases::*;
     pub use crate::identity::*;
     pub use crate::oidc::*;
+    pub use crate::phases::*;
     pub use crate::provider::*;
     pub use crate::relying_party::*;
     pub use crate::schema::*;
@@ -116,4 +118,5 @@ on_both_backends!(
     spoofed_forwarding_ignored,
     declared_too_large,
     hsts_header,
+    claims_hook_reads_but_cannot_write,
 );

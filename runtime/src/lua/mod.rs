@@ -37,7 +37,13 @@ pub enum Phase {
     Request,
     /// An operator script under `assay-engine run`.
     Script,
+    /// The claims hook (`flows/claims.lua`) adding claims to a token or userinfo: it may read
+    /// (users, clients, keys, the audit log, outbound HTTP) but never change the engine's state.
+    Claims,
 }
+
+/// Where a function that only reads may run: handlers and the claims hook.
+pub const READ_PHASES: &[Phase] = &[Phase::Request, Phase::Claims];
 
 impl Phase {
     pub fn describe(self) -> &'static str {
@@ -45,6 +51,7 @@ impl Phase {
             Phase::Load => "a flow's top level",
             Phase::Request => "a request handler",
             Phase::Script => "an operator script",
+            Phase::Claims => "the claims hook",
         }
     }
 }

@@ -28,7 +28,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         outcome(audit::append(&id, &context(&lua), entry).await.map(|_| true))
     })?)?;
     m.set("query", lua.create_async_function(|lua, opts: Option<Table>| async move {
-        let id = identity(&lua, "audit.query", PHASES)?;
+        let id = identity(&lua, "audit.query", crate::lua::READ_PHASES)?;
         let time = |key: &str| -> mlua::Result<Result<Option<Timestamp>, String>> {
             Ok(match opt_string(opts.as_ref(), key)? {
                 None => Ok(None),

@@ -270,7 +270,7 @@ fn with_method(lua: &Lua, opts: Option<Table>, method: &str, url: String) -> mlu
 
 /// `http.request{ method, url, headers, body | json | form, timeout_ms }`.
 async fn outbound(lua: Lua, opts: Table) -> mlua::Result<Outcome<Table>> {
-    require_phase(&lua, "http.request", &[Phase::Request, Phase::Script])?;
+    require_phase(&lua, "http.request", &[Phase::Request, Phase::Script, Phase::Claims])?;
     let client = shared(&lua)?.client.clone();
     let url: String = opts.get("url")?;
     let method: String = opts.get::<Option<String>>("method")?.unwrap_or_else(|| "GET".into());

@@ -11,12 +11,12 @@ const PHASES: &[Phase] = &[Phase::Request];
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
     m.set("set", lua.create_async_function(|lua, ()| async move {
-        let id = identity(&lua, "jwks.set", PHASES)?;
+        let id = identity(&lua, "jwks.set", crate::lua::READ_PHASES)?;
         let set = id.jwks().await.map_err(mlua::Error::external)?;
         super::json::from_json(&lua, &set)
     })?)?;
     m.set("keys", lua.create_async_function(|lua, ()| async move {
-        let id = identity(&lua, "jwks.keys", PHASES)?;
+        let id = identity(&lua, "jwks.keys", crate::lua::READ_PHASES)?;
         let keys = id.signing_keys().await.map_err(mlua::Error::external)?;
         to_lua(&lua, &keys)
     })?)?;

@@ -22,7 +22,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         outcome(id.sign_jwt(&alg, typ.as_deref(), &claims).await)
     })?)?;
     m.set("verify", lua.create_async_function(|lua, (token, opts): (String, Option<Table>)| async move {
-        let id = identity(&lua, "jwt.verify", PHASES)?;
+        let id = identity(&lua, "jwt.verify", crate::lua::READ_PHASES)?;
         let expect = Expect {
             issuer: opt_string(opts.as_ref(), "issuer")?,
             audience: opt_string(opts.as_ref(), "audience")?,

@@ -99,7 +99,13 @@ impl ClaimsHook for LuaClaims {
             }
             let ctx = super::json::from_json(&self.lua, &ctx).map_err(fault)?;
             let runner: Function = self.lua.named_registry_value(crate::lua::sandbox::HOOK_RUNNER_KEY).map_err(fault)?;
-            let ret: Value = runner.call_async((chunk, "claims.lua", ctx)).await.map_err(fault)?;
+            // The hook runs in its own phase: reads are allowed, writes raise. The phase the
+            // request was in comes back whatever the hook did.
+            let before = self.lua.app_data_ref::<Phase>().map(|p| *p).unwrap_or(Phase::Request);
+            self.lua.set_app_data(Phase::Claims);
+            let ret = runner.call_async::<Value>((chunk, "claims.lua", ctx)).await;
+            self.lua.set_app_data(before);
+            let ret = ret.map_err(fault)?;
             match ret {
                 Value::Nil => Ok(serde_json::Map::new()),
                 Value::Table(_) => match super::json::to_json(&self.lua, ret).map_err(|e| fault(mlua::Error::runtime(e)))? {
@@ -283,7 +289,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         }
     })?)?;
     m.set("get_client", lua.create_async_function(|lua, client_id: String| async move {
-        let id = identity(&lua, "oidc.get_client", PHASES)?;
+        let id = identity(&lua, "oidc.get_client", crate::lua::READ_PHASES)?;
         outcome_lua(&lua, id.get_client(&client_id).await)
     })?)?;
     m.set("update_client", lua.create_async_function(|lua, (client_id, t): (String, Value)| async move {
@@ -300,7 +306,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         outcome(id.rotate_client_secret(&client_id).await)
     })?)?;
     m.set("list_clients", lua.create_async_function(|lua, opts: Option<Table>| async move {
-        let id = identity(&lua, "oidc.list_clients", PHASES)?;
+        let id = identity(&lua, "oidc.list_clients", crate::lua::READ_PHASES)?;
         let limit = page_limit("oidc.list_clients", opts.as_ref())?;
         let cursor = opt_string(opts.as_ref(), "cursor")?;
         outcome_lua(&lua, id.list_clients(limit, cursor.as_deref()).await)

@@ -14,7 +14,7 @@ const MAX_WINDOW_SECS: u64 = 366 * 24 * 3600;
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
     m.set("list", lua.create_async_function(|lua, opts: Option<Table>| async move {
-        let id = identity(&lua, "throttle.list", PHASES)?;
+        let id = identity(&lua, "throttle.list", crate::lua::READ_PHASES)?;
         let limit = page_limit("throttle.list", opts.as_ref())?;
         let cursor = opt_string(opts.as_ref(), "cursor")?;
         outcome_lua(&lua, throttle::list(&id, limit, cursor.as_deref()).await)

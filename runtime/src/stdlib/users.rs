@@ -26,12 +26,12 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         user_outcome(&lua, created)
     })?)?;
     m.set("get", lua.create_async_function(|lua, user_id: String| async move {
-        let id = identity(&lua, "users.get", PHASES)?;
+        let id = identity(&lua, "users.get", crate::lua::READ_PHASES)?;
         let found = id.get_user(&user_id).await;
         user_outcome(&lua, found)
     })?)?;
     m.set("find_by_email", lua.create_async_function(|lua, email: String| async move {
-        let id = identity(&lua, "users.find_by_email", PHASES)?;
+        let id = identity(&lua, "users.find_by_email", crate::lua::READ_PHASES)?;
         let found = id.find_user_by_email(&email).await;
         user_outcome(&lua, found)
     })?)?;
@@ -67,7 +67,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         outcome(id.delete_user(&user_id).await.map(|_| true))
     })?)?;
     m.set("list", lua.create_async_function(|lua, opts: Option<Table>| async move {
-        let id = identity(&lua, "users.list", PHASES)?;
+        let id = identity(&lua, "users.list", crate::lua::READ_PHASES)?;
         let limit = page_limit("users.list", opts.as_ref())?;
         let q = opt_string(opts.as_ref(), "q")?;
         let cursor = opt_string(opts.as_ref(), "cursor")?;
