@@ -190,7 +190,7 @@ pub async fn query(id: &Identity, q: &Query) -> Result<Page, IdentityError> {
                     target: r.try_get("target")?,
                     ip: r.try_get("ip")?,
                     request_id: r.try_get("request_id")?,
-                    details: serde_json::from_str(&details).unwrap_or_else(|_| serde_json::json!({})),
+                    details: crate::storage::json_column("audit.details", &details)?,
                 })
             })
             .collect::<Result<Vec<Record>, sqlx::Error>>()?

@@ -66,7 +66,7 @@ where
         idle_expires_at: rfc3339(row.try_get("s_idle_expires_at")?),
         ip: row.try_get("s_ip")?,
         user_agent: row.try_get("s_user_agent")?,
-        amr: serde_json::from_str(&amr).unwrap_or_default(),
+        amr: crate::storage::json_column("sessions.amr", &amr)?,
     };
     Ok((s, last_seen))
 }

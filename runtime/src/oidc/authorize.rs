@@ -394,11 +394,11 @@ impl Identity {
                         user_id: r.try_get("user_id")?,
                         session_id: r.try_get("session_id")?,
                         auth_time: r.try_get("auth_time")?,
-                        amr: amr.and_then(|a| serde_json::from_str(&a).ok()),
+                        amr: crate::storage::json_column_opt("oidc_auth_requests.amr", amr)?,
                         acr: r.try_get("acr")?,
-                        granted: granted.and_then(|g| serde_json::from_str(&g).ok()),
+                        granted: crate::storage::json_column_opt("oidc_auth_requests.granted_scopes", granted)?,
                         remember: r.try_get("remember")?,
-                        error: error.and_then(|e| serde_json::from_str(&e).ok()),
+                        error: crate::storage::json_column_opt("oidc_auth_requests.error", error)?,
                     })
                 }
             }

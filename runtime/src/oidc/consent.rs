@@ -13,7 +13,7 @@ impl Identity {
             .bind(client_id)
             .fetch_optional(pool)
             .await)?;
-        Ok(row.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default())
+        Ok(crate::storage::json_column_opt("oidc_consents.scopes", row)?.unwrap_or_default())
     }
 
     pub async fn consent_covers(&self, user_id: &str, client_id: &str, scopes: &[String]) -> Result<bool, IdentityError> {

@@ -255,7 +255,7 @@ impl Identity {
                         status: r.try_get("status")?,
                         created_at: rfc3339(r.try_get("created_at")?),
                         retired_at: retired.map(rfc3339),
-                        public_jwk: serde_json::from_str(&jwk).unwrap_or_default(),
+                        public_jwk: crate::storage::json_column("jwks_keys.public_jwk", &jwk)?,
                     })
                 })
                 .collect::<Result<Vec<KeyInfo>, sqlx::Error>>()?

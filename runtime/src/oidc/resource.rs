@@ -87,7 +87,7 @@ impl Identity {
             .bind(grant)
             .fetch_optional(pool)
             .await)?;
-        Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
+        Ok(crate::storage::json_column_opt("oidc_grants.claims", text.flatten())?)
     }
 
     /// Introspection and revocation authenticate the client the same way; a public client

@@ -43,6 +43,17 @@ macro_rules! with_pool {
     };
 }
 
+/// A JSON column's value, or a decode error naming the column: a corrupt row is an error, never
+/// an empty value (a `roles` column that does not parse must not read as "no roles").
+pub fn json_column<T: serde::de::DeserializeOwned>(column: &'static str, text: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(text).map_err(|e| sqlx::Error::ColumnDecode { index: column.to_string(), source: Box::new(e) })
+}
+
+/// [`json_column`] of a nullable column.
+pub fn json_column_opt<T: serde::de::DeserializeOwned>(column: &'static str, text: Option<String>) -> Result<Option<T>, sqlx::Error> {
+    text.map(|t| json_column(column, &t)).transpose()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("cannot create the data directory {path}: {source}")]
