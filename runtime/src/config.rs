@@ -699,8 +699,6 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
-pub const DEFAULT_DATA_DIR: &str = "./data";
 
 impl Config {
     /// The configuration a fresh machine gets with no file at all.
