@@ -699,7 +699,6 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-
 impl Config {
     /// The configuration a fresh machine gets with no file at all.
     pub fn defaults() -> Config {
