@@ -244,17 +244,28 @@ fn read_password_line() -> Result<String, String> {
 }
 
 fn print_config(c: &Config) {
+    print!("{}", config_summary(c));
+}
+
+/// What `check-config` prints: no secret, only how many admin keys there are.
+fn config_summary(c: &Config) -> String {
     let source = c.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(built-in defaults)".into());
-    println!("configuration OK: {source}");
-    println!("  server.bind_addr       = {}", c.server.bind_addr);
-    println!("  server.public_url      = {}", c.public_url());
-    println!("  backend.type           = {:?}", c.backend.kind);
-    println!("  backend.data_dir       = {}", c.backend.data_dir.display());
-    println!("  auth.issuer            = {}", c.auth.issuer);
-    println!("  auth.admin_api_keys    = {} configured", c.auth.admin_api_keys.len());
-    println!("  auto_enable_modules    = {:?}", c.auto_enable_modules);
-    println!("  flows.dir              = {}", c.flows.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(bundled only)".into()));
-    println!("  templates.dir          = {}", c.templates.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(bundled only)".into()));
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!("configuration OK: {source}"));
+    line(format!("  server.bind_addr       = {}", c.server.bind_addr));
+    line(format!("  server.public_url      = {}", c.public_url()));
+    line(format!("  backend.type           = {:?}", c.backend.kind));
+    line(format!("  backend.data_dir       = {}", c.backend.data_dir.display()));
+    line(format!("  auth.issuer            = {}", c.auth.issuer));
+    line(format!("  auth.admin_api_keys    = {} configured", c.auth.admin_api_keys.len()));
+    line(format!("  auto_enable_modules    = {:?}", c.auto_enable_modules));
+    line(format!("  flows.dir              = {}", c.flows.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(bundled only)".into())));
+    line(format!("  templates.dir          = {}", c.templates.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(bundled only)".into())));
+    out
 }
 
 fn init_logging(config: &Config) {
@@ -271,4 +282,20 @@ fn init_logging(config: &Config) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::{ALL_SECRETS, THE_SECRETS};
+
+    #[test]
+    fn check_config_prints_no_secret() {
+        let c = Config::from_toml_str(ALL_SECRETS, None).map_err(|e| e.to_string());
+        let out = c.as_ref().map(config_summary).unwrap_or_default();
+        assert!(out.contains("auth.admin_api_keys    = 2 configured"), "{out}{c:?}");
+        for secret in THE_SECRETS {
+            assert!(!out.contains(secret), "{secret} in {out}");
+        }
+    }
 }

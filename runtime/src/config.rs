@@ -1,5 +1,7 @@
-//! `engine.toml`: every key declared once here, with its default; `engine.toml.example`
-//! documents the same keys and a test loads it so the two never disagree.
+//! `engine.toml`: every key declared once here (`config_section!`: name, type, default, doc;
+//! secret when its type is [`Secret`] or [`SecretUrl`], which print as `***`).
+//! `engine.toml.example` documents the same keys; tests hold it to [`SECTIONS`] (every key,
+//! in its table, with its default) and load it, so the two never disagree.
 //!
 //! Errors name the key and the line (`engine.toml:7: backend.url: ...`) and the CLI exits
 //! with code 2 on them. String values may read the environment with `${VAR}`.
@@ -101,12 +103,363 @@ pub enum LogFormat {
     Json,
 }
 
-// ---- the file as written (every field optional, spans kept for later checks) ----
 
-#[derive(Debug, Default, Deserialize)]
+// ---- secrets ----
+
+/// A secret from the config file (a key, a pepper, a password). `Debug` and `Display` print
+/// `***`, so a config printed whole, logged or shown by `check-config` never carries one; the
+/// value is read with an explicit [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself: only where it is used, never to print.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A connection URL that may carry a password (`postgres://user:pw@host/db`). It prints with
+/// the password as `***` (the whole URL as `***` if it does not parse); [`SecretUrl::expose`]
+/// gives the URL to connect with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(value: impl Into<String>) -> SecretUrl {
+        SecretUrl(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password, if any, replaced by `***`.
+    pub fn redacted(&self) -> String {
+        match Url::parse(&self.0) {
+            Ok(mut url) => {
+                if url.password().is_some() && url.set_password(Some("***")).is_err() {
+                    return "***".into();
+                }
+                url.to_string()
+            }
+            Err(_) => "***".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+// ---- keys: one declaration each (type, default, doc, secret) ----
+
+/// A type a key can have: what the file holds (`Raw`, deserialized by serde) and how it
+/// becomes the value the engine runs on. A key is secret exactly when its type is.
+pub trait ConfigValue: Sized {
+    type Raw: serde::de::DeserializeOwned;
+    const SECRET: bool = false;
+    fn from_raw(raw: Self::Raw) -> Result<Self, String>;
+}
+
+macro_rules! plain_config_value {
+    ($($t:ty),*) => {$(
+        impl ConfigValue for $t {
+            type Raw = $t;
+            fn from_raw(raw: $t) -> Result<$t, String> {
+                Ok(raw)
+            }
+        }
+    )*};
+}
+plain_config_value!(bool, u16, u32, u64, usize, BackendType, SmtpTls, LogFormat);
+
+impl ConfigValue for String {
+    type Raw = EnvString;
+    fn from_raw(raw: EnvString) -> Result<String, String> {
+        Ok(raw.0)
+    }
+}
+
+impl ConfigValue for PathBuf {
+    type Raw = EnvString;
+    fn from_raw(raw: EnvString) -> Result<PathBuf, String> {
+        Ok(PathBuf::from(raw.0))
+    }
+}
+
+impl ConfigValue for Secret {
+    type Raw = EnvString;
+    const SECRET: bool = true;
+    fn from_raw(raw: EnvString) -> Result<Secret, String> {
+        Ok(Secret(raw.0))
+    }
+}
+
+impl ConfigValue for SecretUrl {
+    type Raw = EnvString;
+    const SECRET: bool = true;
+    fn from_raw(raw: EnvString) -> Result<SecretUrl, String> {
+        Ok(SecretUrl(raw.0))
+    }
+}
+
+impl ConfigValue for SocketAddr {
+    type Raw = EnvString;
+    fn from_raw(raw: EnvString) -> Result<SocketAddr, String> {
+        parse_bind(&raw.0)
+    }
+}
+
+impl ConfigValue for Url {
+    type Raw = EnvString;
+    fn from_raw(raw: EnvString) -> Result<Url, String> {
+        parse_base_url(&raw.0)
+    }
+}
+
+impl ConfigValue for Cidr {
+    type Raw = EnvString;
+    fn from_raw(raw: EnvString) -> Result<Cidr, String> {
+        Cidr::parse(&raw.0)
+    }
+}
+
+impl ConfigValue for ForwardedHeader {
+    type Raw = EnvString;
+    fn from_raw(raw: EnvString) -> Result<ForwardedHeader, String> {
+        ForwardedHeader::parse(&raw.0)
+    }
+}
+
+impl<T: ConfigValue> ConfigValue for Vec<T> {
+    type Raw = Vec<T::Raw>;
+    const SECRET: bool = T::SECRET;
+    fn from_raw(raw: Vec<T::Raw>) -> Result<Vec<T>, String> {
+        raw.into_iter().map(T::from_raw).collect()
+    }
+}
+
+/// A key with no default: absent is `None`.
+impl<T: ConfigValue> ConfigValue for Option<T> {
+    type Raw = T::Raw;
+    const SECRET: bool = T::SECRET;
+    fn from_raw(raw: T::Raw) -> Result<Option<T>, String> {
+        T::from_raw(raw).map(Some)
+    }
+}
+
+/// One key as declared: the table [`SECTIONS`] lists them all, for the example's test and
+/// for anything that documents the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpec {
+    pub name: &'static str,
+    /// The Rust type it resolves to.
+    pub ty: &'static str,
+    /// The default as a TOML value, when it is a constant (`None`: no value, or one computed
+    /// from other keys; the doc says which).
+    pub default: Option<&'static str>,
+    pub doc: &'static str,
+    pub secret: bool,
+}
+
+/// Every table of the file (`""`: the top level) with its keys.
+pub const SECTIONS: &[(&str, &[KeySpec])] = &[
+    ("", ROOT_KEYS),
+    ("server", RawServer::KEYS),
+    ("backend", RawBackend::KEYS),
+    ("auth", RawAuth::KEYS),
+    ("auth.passkey", RawPasskey::KEYS),
+    ("auth.oidc_provider", RawOidcProvider::KEYS),
+    ("auth.password", RawPassword::KEYS),
+    ("auth.session", RawSession::KEYS),
+    ("auth.registration", RawRegistration::KEYS),
+    ("auth.brute_force", RawBruteForce::KEYS),
+    ("auth.smtp", RawSmtp::KEYS),
+    ("flows", RawFlows::KEYS),
+    ("templates", RawTemplates::KEYS),
+    ("log", RawLog::KEYS),
+];
+
+/// Builds a configuration error at a place: the span of the value (for its line), the key, why.
+type At<'a> = dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> ConfigError + 'a;
+
+#[derive(Deserialize)]
+struct OneValue<R> {
+    v: R,
+}
+
+/// One key's value from the file, else its constant default (written as TOML in the
+/// declaration and read like a value from the file), else `None`.
+fn take_key<T: ConfigValue>(
+    raw: Option<Spanned<T::Raw>>,
+    parse: fn(T::Raw) -> Result<T, String>,
+    default: Option<&str>,
+    at: &At<'_>,
+    key: &dyn Fn() -> String,
+) -> Result<Option<T>, ConfigError> {
+    match (raw, default) {
+        (Some(s), _) => {
+            let span = s.span();
+            parse(s.into_inner()).map(Some).map_err(|r| at(Some(span), &key(), r))
+        }
+        (None, Some(lit)) => toml::from_str::<OneValue<T::Raw>>(&format!("v = {lit}"))
+            .map_err(|e| e.message().to_string())
+            .and_then(|one| parse(one.v))
+            .map(Some)
+            .map_err(|r| at(None, &key(), format!("built-in default {lit} is invalid: {r}"))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Declares one table of the file, each key once:
+///
+/// ```text
+/// /// doc
+/// name: Type = <TOML value>,          // a constant default
+/// name: Type => <expression>,         // a default computed from other keys or the arguments
+/// name: Type,                         // no default: `Option<_>` (absent is None) or `Vec<_>`
+/// name("toml_name"): Type ...         // a key whose TOML name is not a Rust identifier
+/// name: Type [parser] ...             // a parser other than `ConfigValue::from_raw`
+/// ```
+///
+/// followed by `sub` tables (`sub raw_name: RawType => field: Type = <expression>`). From it
+/// come the serde struct of the file (`$Raw`, every key optional and spanned), the resolved
+/// struct (`$Resolved`), `$Raw::KEYS`, and `$Raw::resolve(self, at, args...)`, which fills
+/// in defaults; constant defaults first, then computed ones, then sub-tables, so a computed
+/// default may use any constant key of its table. Checks that relate keys stay by hand.
+macro_rules! config_section {
+    (
+        $section:literal, $Raw:ident => $Resolved:ident, resolve($at:ident $(, $arg:ident: $argty:ty)*) {
+            $(
+                $(#[doc = $doc:literal])+
+                $field:ident $(($name:literal))? : $ty:ty $([$parse:path])? $(= $default:tt)? $(=> $computed:expr)?,
+            )*
+            $(
+                sub $sraw:ident: $SRaw:ty => $sfield:ident: $SRes:ty = $sexpr:expr,
+            )*
+        }
+    ) => {
+        #[derive(Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $Raw {
+            $(
+                $(#[serde(rename = $name)])?
+                $field: Option<Spanned<<$ty as ConfigValue>::Raw>>,
+            )*
+            $(
+                #[serde(default)]
+                $sraw: $SRaw,
+            )*
+        }
+
+        #[derive(Debug, Clone)]
+        pub struct $Resolved {
+            $(
+                $(#[doc = $doc])+
+                pub $field: $ty,
+            )*
+            $(
+                pub $sfield: $SRes,
+            )*
+        }
+
+        impl $Raw {
+            const KEYS: &'static [KeySpec] = &[$(
+                KeySpec {
+                    name: config_section!(@name $field $($name)?),
+                    ty: stringify!($ty),
+                    default: config_section!(@default $($default)?),
+                    doc: concat!($($doc),+),
+                    secret: <$ty as ConfigValue>::SECRET,
+                },
+            )*];
+
+            #[allow(unused_variables)]
+            fn resolve(self, $at: &At<'_> $(, $arg: $argty)*) -> Result<$Resolved, ConfigError> {
+                let $Raw { $($field,)* $($sraw,)* } = self;
+                $(
+                    let $field: Option<$ty> = take_key::<$ty>(
+                        $field,
+                        config_section!(@parse $ty $(, $parse)?),
+                        config_section!(@default $($default)?),
+                        $at,
+                        &|| format!("{}.{}", $section, config_section!(@name $field $($name)?)),
+                    )?;
+                )*
+                $(config_section!(@constant $at, $section, $field $($name)?, $ty, [$($default)?]);)*
+                $(config_section!(@computed $field, $ty, [$($default)?], [$($computed)?]);)*
+                $(let $sfield: $SRes = $sexpr;)*
+                Ok($Resolved { $($field,)* $($sfield,)* })
+            }
+        }
+    };
+    (@name $field:ident) => { stringify!($field) };
+    (@name $field:ident $name:literal) => { $name };
+    (@default) => { None };
+    (@default $default:tt) => { Some(stringify!($default)) };
+    (@parse $ty:ty) => { <$ty as ConfigValue>::from_raw };
+    (@parse $ty:ty, $parse:path) => { $parse };
+    (@constant $at:ident, $section:literal, $field:ident $($name:literal)?, $ty:ty, [$default:tt]) => {
+        let $field: $ty = match $field {
+            Some(v) => v,
+            None => return Err($at(None, &format!("{}.{}", $section, config_section!(@name $field $($name)?)), "has no value".into())),
+        };
+    };
+    (@constant $at:ident, $section:literal, $field:ident $($name:literal)?, $ty:ty, []) => {};
+    (@computed $field:ident, $ty:ty, [$default:tt], []) => {};
+    (@computed $field:ident, $ty:ty, [], [$computed:expr]) => {
+        let $field: $ty = match $field {
+            Some(v) => v,
+            None => $computed,
+        };
+    };
+    (@computed $field:ident, $ty:ty, [], []) => {
+        let $field: $ty = $field.unwrap_or_default();
+    };
+}
+
+// ---- the tables ----
+
+/// `auto_enable_modules`, the one key outside a table.
+const AUTO_ENABLE_MODULES: KeySpec = KeySpec {
+    name: "auto_enable_modules",
+    ty: "Vec<String>",
+    default: Some("[\"auth\"]"),
+    doc: " Modules switched on at first start (rows in engine.modules).",
+    secret: false,
+};
+const ROOT_KEYS: &[KeySpec] = &[AUTO_ENABLE_MODULES];
+
+/// The file as written: the top level. Every key of the tables is declared once, below.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    auto_enable_modules: Option<Vec<EnvString>>,
+    auto_enable_modules: Option<Spanned<Vec<EnvString>>>,
     #[serde(default)]
     server: RawServer,
     backend: Option<Spanned<RawBackend>>,
@@ -120,145 +473,215 @@ struct RawConfig {
     log: RawLog,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    bind_addr: Option<Spanned<EnvString>>,
-    public_url: Option<Spanned<EnvString>>,
-    max_body_bytes: Option<u64>,
-    header_read_timeout_secs: Option<u64>,
-    body_read_timeout_secs: Option<u64>,
-    idle_timeout_secs: Option<u64>,
-    shutdown_grace_secs: Option<u64>,
-    trusted_proxies: Option<Spanned<Vec<EnvString>>>,
-    forwarded_header: Option<Spanned<EnvString>>,
-    hsts_max_age_secs: Option<u64>,
-    hsts_include_subdomains: Option<bool>,
+config_section! {
+    "server", RawServer => ServerConfig, resolve(at) {
+        /// Address and port to listen on.
+        bind_addr: SocketAddr = "127.0.0.1:3000",
+        /// The URL people and apps reach the engine at (default `http://{bind_addr}`).
+        public_url: Url => default_public_url(bind_addr),
+        /// Largest request body accepted, in bytes.
+        max_body_bytes: u64 = 1048576,
+        /// Seconds a client may take to send its request headers.
+        header_read_timeout_secs: u64 = 10,
+        /// Seconds a client may take to send a request body (at least 1).
+        body_read_timeout_secs: u64 = 30,
+        /// Seconds an idle keep-alive connection stays open.
+        idle_timeout_secs: u64 = 60,
+        /// On SIGTERM/SIGINT, seconds in-flight requests get to finish.
+        shutdown_grace_secs: u64 = 30,
+        /// Peers whose forwarding header is believed (empty: none, the TCP peer is the client).
+        trusted_proxies: Vec<Cidr> = [],
+        /// The one header those proxies write the client's address into.
+        forwarded_header: ForwardedHeader = "x-forwarded-for",
+        /// `Strict-Transport-Security: max-age` when the public URL is https (0: no header).
+        hsts_max_age_secs: u64 = 31536000,
+        /// Add `includeSubDomains` to that header.
+        hsts_include_subdomains: bool = false,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBackend {
-    #[serde(rename = "type")]
-    kind: Option<BackendType>,
-    url: Option<EnvString>,
-    data_dir: Option<EnvString>,
-    max_connections: Option<u32>,
+config_section! {
+    "backend", RawBackend => BackendConfig, resolve(at) {
+        /// "sqlite" or "postgres".
+        kind("type"): BackendType = "sqlite",
+        /// PostgreSQL connection URL; required when type = "postgres".
+        url: Option<SecretUrl>,
+        /// Where SQLite keeps its files and the first admin key is written.
+        data_dir: PathBuf = "./data",
+        /// Connections in the pool (at least 1).
+        max_connections: u32 = 10,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAuth {
-    issuer: Option<Spanned<EnvString>>,
-    admin_api_keys: Option<Vec<EnvString>>,
-    master_key: Option<EnvString>,
-    #[serde(default)]
-    passkey: RawPasskey,
-    #[serde(default)]
-    oidc_provider: RawOidcProvider,
-    #[serde(default)]
-    password: RawPassword,
-    #[serde(default)]
-    session: RawSession,
-    #[serde(default)]
-    registration: RawRegistration,
-    #[serde(default)]
-    brute_force: RawBruteForce,
-    smtp: Option<Spanned<RawSmtp>>,
+config_section! {
+    "auth", RawAuth => AuthConfig, resolve(at, public_url: &Url, host: &str) {
+        /// The OpenID Connect issuer (default `{public_url}/auth`), kept as written minus a
+        /// trailing slash: relying parties compare it byte for byte.
+        issuer: String [parse_issuer] => format!("{}/auth", public_url.as_str().trim_end_matches('/')),
+        /// Admin API keys, at least 16 characters each (none: one is generated at first start).
+        admin_api_keys: Vec<Secret> = [],
+        /// The master secret. `None`: generated into `{data_dir}/master-key` on first start.
+        master_key: Option<Secret>,
+        sub passkey: RawPasskey => passkey: PasskeyConfig = passkey.resolve(at, host)?,
+        sub oidc_provider: RawOidcProvider => oidc_provider: OidcProviderConfig = oidc_provider.resolve(at)?,
+        sub password: RawPassword => password: PasswordConfig = password.checked(at)?,
+        sub session: RawSession => session: SessionConfig = session.checked(at)?,
+        sub registration: RawRegistration => registration_enabled: bool = registration.resolve(at)?.enabled,
+        sub brute_force: RawBruteForce => brute_force: BruteForceConfig = brute_force.checked(at)?,
+        sub smtp: Option<Spanned<RawSmtp>> => smtp: Option<SmtpConfig> = resolve_smtp(smtp, at, host)?,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPassword {
-    pepper: Option<EnvString>,
-    memory_kib: Option<u32>,
-    iterations: Option<u32>,
-    parallelism: Option<u32>,
-    max_concurrent_hashes: Option<usize>,
-    max_queued_hashes: Option<usize>,
-    min_length: Option<usize>,
+config_section! {
+    "auth.passkey", RawPasskey => PasskeyConfig, resolve(at, host: &str) {
+        /// WebAuthn relying-party id (default: the host of public_url).
+        rp_id: String => host.to_string(),
+        /// Name shown by authenticators.
+        rp_name: String = "assay-engine",
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSession {
-    cookie_name: Option<EnvString>,
-    ttl_secs: Option<u64>,
-    idle_timeout_secs: Option<u64>,
+config_section! {
+    "auth.oidc_provider", RawOidcProvider => OidcProviderConfig, resolve(at) {
+        /// Serve the OpenID Connect provider endpoints.
+        enabled: bool = true,
+        /// Active signing keys older than this are rotated by the engine (0: only on demand).
+        key_rotation_days: u64 = 90,
+        /// Retired keys are unpublished and deleted this long after retirement (0: kept).
+        key_retention_days: u64 = 30,
+        /// How long an authorization code can be exchanged.
+        code_ttl_secs: u64 = 60,
+        /// Lifetime of access tokens.
+        access_token_ttl_secs: u64 = 3600,
+        /// Lifetime of ID tokens.
+        id_token_ttl_secs: u64 = 3600,
+        /// Lifetime of a refresh token.
+        refresh_token_ttl_secs: u64 = 2592000,
+        /// A spent refresh token still works this long (two tabs refreshing at once); a reuse
+        /// after it revokes the token's whole family.
+        refresh_grace_secs: u64 = 5,
+        /// How long a parked authorization request waits for the login and consent flows.
+        request_ttl_secs: u64 = 1800,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRegistration {
-    enabled: Option<bool>,
+config_section! {
+    "auth.password", RawPassword => PasswordConfig, resolve(at) {
+        /// Pepper mixed into every Argon2id hash. `None`: derived from the master key.
+        pepper: Option<Secret>,
+        /// Argon2id memory, in KiB (OWASP's minimum: 19 MiB).
+        memory_kib: u32 = 19456,
+        /// Argon2id passes.
+        iterations: u32 = 2,
+        /// Argon2id lanes.
+        parallelism: u32 = 1,
+        /// `None`: sized from the CPUs and the memory at start-up.
+        max_concurrent_hashes: Option<usize>,
+        /// Hashes that may wait for a thread; past that a request is answered 503 at once.
+        /// `None`: 16 per hashing thread.
+        max_queued_hashes: Option<usize>,
+        /// Shortest password accepted.
+        min_length: usize = 8,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBruteForce {
-    free_failures: Option<u32>,
-    max_failures: Option<u32>,
-    ip_max_failures: Option<u32>,
-    lockout_secs: Option<u64>,
-    window_secs: Option<u64>,
-    recovery_per_ip: Option<u32>,
-    mails_per_address: Option<u32>,
-    registration_per_ip: Option<u32>,
+config_section! {
+    "auth.session", RawSession => SessionConfig, resolve(at) {
+        /// The session cookie's name (before any `__Host-` prefix).
+        cookie_name: String = "assay_session",
+        /// Absolute lifetime of a session, in seconds.
+        ttl_secs: u64 = 2592000,
+        /// A session unused this long expires.
+        idle_timeout_secs: u64 = 604800,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSmtp {
-    host: Option<EnvString>,
-    port: Option<u16>,
-    tls: Option<SmtpTls>,
-    username: Option<EnvString>,
-    password: Option<EnvString>,
-    from: Option<EnvString>,
-    timeout_secs: Option<u64>,
+config_section! {
+    "auth.registration", RawRegistration => RegistrationConfig, resolve(at) {
+        /// Serve self-service sign-up at /auth/register.
+        enabled: bool = false,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPasskey {
-    rp_id: Option<EnvString>,
-    rp_name: Option<EnvString>,
+config_section! {
+    "auth.brute_force", RawBruteForce => BruteForceConfig, resolve(at) {
+        /// Failed logins per account before each further attempt is delayed.
+        free_failures: u32 = 3,
+        /// Failures per account that lock it for lockout_secs.
+        max_failures: u32 = 10,
+        /// Failures from one client IP that lock that IP for lockout_secs.
+        ip_max_failures: u32 = 100,
+        /// How long a lock lasts, in seconds.
+        lockout_secs: u64 = 900,
+        /// Failures older than this many seconds are forgotten.
+        window_secs: u64 = 900,
+        /// Recovery requests per hour from one client IP (answered 429 past it).
+        recovery_per_ip: u32 = 20,
+        /// Recovery mails and registration notices per hour to one address (past it the mail
+        /// is skipped, the page is the same).
+        mails_per_address: u32 = 5,
+        /// Registration attempts per hour from one client IP.
+        registration_per_ip: u32 = 20,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOidcProvider {
-    enabled: Option<bool>,
-    key_rotation_days: Option<u64>,
-    key_retention_days: Option<u64>,
-    code_ttl_secs: Option<u64>,
-    access_token_ttl_secs: Option<u64>,
-    id_token_ttl_secs: Option<u64>,
-    refresh_token_ttl_secs: Option<u64>,
-    refresh_grace_secs: Option<u64>,
-    request_ttl_secs: Option<u64>,
+config_section! {
+    "auth.smtp", RawSmtp => SmtpConfig, resolve(at, span: std::ops::Range<usize>, public_host: &str) {
+        /// The SMTP server (required).
+        host: String => return Err(at(Some(span), "auth.smtp.host", "missing required value".into())),
+        /// Default: 465 for tls, 587 for starttls, 25 for none.
+        port: u16 => match tls {
+            SmtpTls::Tls => 465,
+            SmtpTls::Starttls => 587,
+            SmtpTls::None => 25,
+        },
+        /// How the connection is secured.
+        tls: SmtpTls = "starttls",
+        /// Login name; goes with password.
+        username: Option<String>,
+        /// Login password; goes with username.
+        password: Option<Secret>,
+        /// The From header (default `assay <no-reply@{public_url host}>`).
+        from: String => format!("assay <no-reply@{public_host}>"),
+        /// Seconds to wait for the server (at least 1).
+        timeout_secs: u64 = 15,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFlows {
-    dir: Option<EnvString>,
-    budget_ms: Option<u64>,
-    memory_limit_mb: Option<u64>,
-    pool_size: Option<usize>,
+config_section! {
+    "flows", RawFlows => FlowsConfig, resolve(at) {
+        /// A folder of .lua flows overriding and adding to the bundled ones.
+        dir: Option<PathBuf>,
+        /// Wall-clock budget of one flow run, in milliseconds (at least 1).
+        budget_ms: u64 = 5000,
+        /// Memory one Lua state may use, in MiB (at least 1).
+        memory_limit_mb: u64 = 64,
+        /// Idle Lua states kept for reuse.
+        pool_size: usize = 64,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTemplates {
-    dir: Option<EnvString>,
+impl FlowsConfig {
+    /// The memory ceiling of one Lua state, in bytes.
+    pub fn memory_limit_bytes(&self) -> usize {
+        (self.memory_limit_mb as usize).saturating_mul(1024 * 1024)
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    level: Option<EnvString>,
-    format: Option<LogFormat>,
+config_section! {
+    "templates", RawTemplates => TemplatesConfig, resolve(at) {
+        /// A folder of minijinja templates overriding the bundled ones by file name.
+        dir: Option<PathBuf>,
+    }
+}
+
+config_section! {
+    "log", RawLog => LogConfig, resolve(at) {
+        /// tracing filter (RUST_LOG, when set, wins).
+        level: String = "info",
+        /// "text" or "json".
+        format: LogFormat = "text",
+    }
 }
 
 // ---- the resolved configuration the engine runs on ----
@@ -275,151 +698,6 @@ pub struct Config {
     pub templates: TemplatesConfig,
     pub log: LogConfig,
 }
-
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub bind_addr: SocketAddr,
-    /// Without a trailing slash.
-    pub public_url: Url,
-    pub max_body_bytes: u64,
-    pub header_read_timeout_secs: u64,
-    pub body_read_timeout_secs: u64,
-    pub idle_timeout_secs: u64,
-    pub shutdown_grace_secs: u64,
-    /// Peers whose forwarding header is believed (empty: none, the TCP peer is the client).
-    pub trusted_proxies: Vec<Cidr>,
-    /// The one header those proxies write the client's address into.
-    pub forwarded_header: ForwardedHeader,
-    /// `Strict-Transport-Security: max-age` when the public URL is https (0: no header).
-    pub hsts_max_age_secs: u64,
-    pub hsts_include_subdomains: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct BackendConfig {
-    pub kind: BackendType,
-    pub url: Option<String>,
-    pub data_dir: PathBuf,
-    pub max_connections: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct AuthConfig {
-    pub issuer: String,
-    pub admin_api_keys: Vec<String>,
-    /// `None`: generated into `{data_dir}/master-key` on first start.
-    pub master_key: Option<String>,
-    pub passkey: PasskeyConfig,
-    pub oidc_provider: OidcProviderConfig,
-    pub password: PasswordConfig,
-    pub session: SessionConfig,
-    pub registration_enabled: bool,
-    pub brute_force: BruteForceConfig,
-    pub smtp: Option<SmtpConfig>,
-}
-
-#[derive(Debug, Clone)]
-pub struct PasswordConfig {
-    /// `None`: derived from the master key.
-    pub pepper: Option<String>,
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-    /// `None`: sized from the CPUs and the memory at start-up.
-    pub max_concurrent_hashes: Option<usize>,
-    /// Hashes that may wait for a thread; past that a request is answered 503 at once.
-    /// `None`: 16 per hashing thread.
-    pub max_queued_hashes: Option<usize>,
-    pub min_length: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    pub cookie_name: String,
-    pub ttl_secs: u64,
-    pub idle_timeout_secs: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct BruteForceConfig {
-    pub free_failures: u32,
-    pub max_failures: u32,
-    pub ip_max_failures: u32,
-    pub lockout_secs: u64,
-    pub window_secs: u64,
-    /// Recovery requests per hour from one client IP (answered 429 past it).
-    pub recovery_per_ip: u32,
-    /// Recovery mails and registration notices per hour to one address (past it the mail is
-    /// skipped, the page is the same).
-    pub mails_per_address: u32,
-    /// Registration attempts per hour from one client IP.
-    pub registration_per_ip: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct SmtpConfig {
-    pub host: String,
-    pub port: u16,
-    pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub from: String,
-    pub timeout_secs: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct PasskeyConfig {
-    pub rp_id: String,
-    pub rp_name: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct OidcProviderConfig {
-    pub enabled: bool,
-    /// Active signing keys older than this are rotated by the engine (0: only on demand).
-    pub key_rotation_days: u64,
-    /// Retired keys are unpublished and deleted this long after retirement (0: kept).
-    pub key_retention_days: u64,
-    /// How long an authorization code can be exchanged.
-    pub code_ttl_secs: u64,
-    pub access_token_ttl_secs: u64,
-    pub id_token_ttl_secs: u64,
-    pub refresh_token_ttl_secs: u64,
-    /// A spent refresh token still works this long (two tabs refreshing at once); a reuse
-    /// after it revokes the token's whole family.
-    pub refresh_grace_secs: u64,
-    /// How long a parked authorization request waits for the login and consent flows.
-    pub request_ttl_secs: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct FlowsConfig {
-    pub dir: Option<PathBuf>,
-    pub budget_ms: u64,
-    pub memory_limit_mb: u64,
-    pub pool_size: usize,
-}
-
-impl FlowsConfig {
-    /// The memory ceiling of one Lua state, in bytes.
-    pub fn memory_limit_bytes(&self) -> usize {
-        (self.memory_limit_mb as usize).saturating_mul(1024 * 1024)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct TemplatesConfig {
-    pub dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone)]
-pub struct LogConfig {
-    pub level: String,
-    pub format: LogFormat,
-}
-
-pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
-pub const DEFAULT_DATA_DIR: &str = "./data";
 
 impl Config {
     /// The configuration a fresh machine gets with no file at all.
@@ -453,42 +731,8 @@ impl Config {
         };
 
         // [server]
-        let bind_addr = match &raw.server.bind_addr {
-            None => parse_bind(DEFAULT_BIND).map_err(|r| at(None, "server.bind_addr", r))?,
-            Some(s) => parse_bind(&s.get_ref().0)
-                .map_err(|r| at(Some(s.span()), "server.bind_addr", r))?,
-        };
-        let public_url = match &raw.server.public_url {
-            None => default_public_url(bind_addr),
-            Some(s) => parse_base_url(&s.get_ref().0)
-                .map_err(|r| at(Some(s.span()), "server.public_url", r))?,
-        };
-        let trusted_proxies = match &raw.server.trusted_proxies {
-            None => Vec::new(),
-            Some(list) => list
-                .get_ref()
-                .iter()
-                .map(|c| Cidr::parse(&c.0))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|r| at(Some(list.span()), "server.trusted_proxies", r))?,
-        };
-        let forwarded_header = match &raw.server.forwarded_header {
-            None => ForwardedHeader::XForwardedFor,
-            Some(h) => ForwardedHeader::parse(&h.get_ref().0).map_err(|r| at(Some(h.span()), "server.forwarded_header", r))?,
-        };
-        let server = ServerConfig {
-            bind_addr,
-            public_url: public_url.clone(),
-            max_body_bytes: raw.server.max_body_bytes.unwrap_or(1024 * 1024),
-            header_read_timeout_secs: raw.server.header_read_timeout_secs.unwrap_or(10),
-            body_read_timeout_secs: raw.server.body_read_timeout_secs.unwrap_or(30).max(1),
-            idle_timeout_secs: raw.server.idle_timeout_secs.unwrap_or(60),
-            shutdown_grace_secs: raw.server.shutdown_grace_secs.unwrap_or(30),
-            trusted_proxies,
-            forwarded_header,
-            hsts_max_age_secs: raw.server.hsts_max_age_secs.unwrap_or(365 * 86400),
-            hsts_include_subdomains: raw.server.hsts_include_subdomains.unwrap_or(false),
-        };
+        let mut server = raw.server.resolve(&at)?;
+        server.body_read_timeout_secs = server.body_read_timeout_secs.max(1);
         if server.max_body_bytes == 0 {
             return Err(at(None, "server.max_body_bytes", "must be greater than 0".into()));
         }
@@ -505,10 +749,10 @@ impl Config {
             }
             None => (RawBackend::default(), None),
         };
-        let kind = raw_backend.kind.unwrap_or(BackendType::Sqlite);
-        let url = raw_backend.url.map(|u| u.0);
-        if kind == BackendType::Postgres {
-            match &url {
+        let mut backend = raw_backend.resolve(&at)?;
+        backend.max_connections = backend.max_connections.max(1);
+        if backend.kind == BackendType::Postgres {
+            match &backend.url {
                 None => {
                     return Err(at(
                         backend_span,
@@ -516,7 +760,7 @@ impl Config {
                         "missing required value (required when backend.type = \"postgres\")".into(),
                     ))
                 }
-                Some(u) if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) => {
+                Some(u) if !(u.expose().starts_with("postgres://") || u.expose().starts_with("postgresql://")) => {
                     return Err(at(
                         backend_span,
                         "backend.url",
@@ -526,71 +770,13 @@ impl Config {
                 Some(_) => {}
             }
         }
-        let backend = BackendConfig {
-            kind,
-            url,
-            data_dir: PathBuf::from(
-                raw_backend.data_dir.map(|d| d.0).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
-            ),
-            max_connections: raw_backend.max_connections.unwrap_or(10).max(1),
-        };
 
         // [auth]
-        let issuer = match &raw.auth.issuer {
-            None => format!("{}/auth", public_url.as_str().trim_end_matches('/')),
-            Some(s) => {
-                let url = parse_base_url(&s.get_ref().0)
-                    .map_err(|r| at(Some(s.span()), "auth.issuer", r))?;
-                // Kept as written (minus a trailing slash): RPs compare it byte for byte.
-                url.as_str().trim_end_matches('/').to_string()
-            }
-        };
-        let host = public_url.host_str().unwrap_or("localhost").to_string();
-        let password = resolve_password(raw.auth.password).map_err(|(key, r)| at(None, &key, r))?;
-        let session = resolve_session(raw.auth.session).map_err(|(key, r)| at(None, &key, r))?;
-        let brute_force = resolve_brute_force(raw.auth.brute_force).map_err(|(key, r)| at(None, &key, r))?;
-        let smtp = match raw.auth.smtp {
-            None => None,
-            Some(s) => {
-                let span = s.span();
-                Some(resolve_smtp(s.into_inner(), &host).map_err(|(key, r)| at(Some(span.clone()), &key, r))?)
-            }
-        };
-        let master_key = raw.auth.master_key.map(|k| k.0);
-        if master_key.as_ref().is_some_and(|k| k.len() < 32) {
+        let host = server.public_url.host_str().unwrap_or("localhost").to_string();
+        let auth = raw.auth.resolve(&at, &server.public_url, &host)?;
+        if auth.master_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
             return Err(at(None, "auth.master_key", "must be at least 32 characters (use 64 hex digits)".into()));
         }
-        let auth = AuthConfig {
-            master_key,
-            password,
-            session,
-            registration_enabled: raw.auth.registration.enabled.unwrap_or(false),
-            brute_force,
-            smtp,
-            issuer,
-            admin_api_keys: raw
-                .auth
-                .admin_api_keys
-                .unwrap_or_default()
-                .into_iter()
-                .map(|k| k.0)
-                .collect(),
-            passkey: PasskeyConfig {
-                rp_id: raw.auth.passkey.rp_id.map(|v| v.0).unwrap_or(host),
-                rp_name: raw.auth.passkey.rp_name.map(|v| v.0).unwrap_or_else(|| "assay-engine".into()),
-            },
-            oidc_provider: OidcProviderConfig {
-                enabled: raw.auth.oidc_provider.enabled.unwrap_or(true),
-                key_rotation_days: raw.auth.oidc_provider.key_rotation_days.unwrap_or(90),
-                key_retention_days: raw.auth.oidc_provider.key_retention_days.unwrap_or(30),
-                code_ttl_secs: raw.auth.oidc_provider.code_ttl_secs.unwrap_or(60),
-                access_token_ttl_secs: raw.auth.oidc_provider.access_token_ttl_secs.unwrap_or(3600),
-                id_token_ttl_secs: raw.auth.oidc_provider.id_token_ttl_secs.unwrap_or(3600),
-                refresh_token_ttl_secs: raw.auth.oidc_provider.refresh_token_ttl_secs.unwrap_or(30 * 86400),
-                refresh_grace_secs: raw.auth.oidc_provider.refresh_grace_secs.unwrap_or(5),
-                request_ttl_secs: raw.auth.oidc_provider.request_ttl_secs.unwrap_or(1800),
-            },
-        };
         {
             let op = &auth.oidc_provider;
             for (key, v) in [
@@ -608,7 +794,7 @@ impl Config {
                 return Err(at(None, "auth.oidc_provider.refresh_grace_secs", "must be at most 300: a grace window is for concurrent refreshes, not a second lifetime".into()));
             }
         }
-        if auth.admin_api_keys.iter().any(|k| k.len() < 16) {
+        if auth.admin_api_keys.iter().any(|k| k.expose().len() < 16) {
             return Err(at(
                 None,
                 "auth.admin_api_keys",
@@ -616,21 +802,19 @@ impl Config {
             ));
         }
 
-        let flows = FlowsConfig {
-            dir: raw.flows.dir.map(|d| PathBuf::from(d.0)),
-            budget_ms: raw.flows.budget_ms.unwrap_or(5_000).max(1),
-            memory_limit_mb: raw.flows.memory_limit_mb.unwrap_or(64).max(1),
-            pool_size: raw.flows.pool_size.unwrap_or(64),
-        };
-        let templates = TemplatesConfig { dir: raw.templates.dir.map(|d| PathBuf::from(d.0)) };
-        let log = LogConfig {
-            level: raw.log.level.map(|l| l.0).unwrap_or_else(|| "info".into()),
-            format: raw.log.format.unwrap_or(LogFormat::Text),
-        };
-        let modules = raw
-            .auto_enable_modules
-            .map(|m| m.into_iter().map(|s| s.0).collect::<Vec<_>>())
-            .unwrap_or_else(|| vec!["auth".to_string()]);
+        let mut flows = raw.flows.resolve(&at)?;
+        flows.budget_ms = flows.budget_ms.max(1);
+        flows.memory_limit_mb = flows.memory_limit_mb.max(1);
+        let templates = raw.templates.resolve(&at)?;
+        let log = raw.log.resolve(&at)?;
+        let modules = take_key::<Vec<String>>(
+            raw.auto_enable_modules,
+            <Vec<String>>::from_raw,
+            AUTO_ENABLE_MODULES.default,
+            &at,
+            &|| AUTO_ENABLE_MODULES.name.to_string(),
+        )?
+        .unwrap_or_default();
         for m in &modules {
             if !crate::modules::is_known(m) {
                 return Err(at(
@@ -690,18 +874,24 @@ impl Config {
     }
 }
 
-fn resolve_password(raw: RawPassword) -> Result<PasswordConfig, (String, String)> {
-    let c = PasswordConfig {
-        pepper: raw.pepper.map(|p| p.0),
-        memory_kib: raw.memory_kib.unwrap_or(19 * 1024),
-        iterations: raw.iterations.unwrap_or(2),
-        parallelism: raw.parallelism.unwrap_or(1),
-        max_concurrent_hashes: raw.max_concurrent_hashes,
-        max_queued_hashes: raw.max_queued_hashes,
-        min_length: raw.min_length.unwrap_or(8),
-    };
+/// `[auth] issuer`: a base URL, kept as written (minus a trailing slash): RPs compare it byte
+/// for byte.
+fn parse_issuer(raw: EnvString) -> Result<String, String> {
+    let url = parse_base_url(&raw.0)?;
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+impl RawPassword {
+    fn checked(self, at: &At<'_>) -> Result<PasswordConfig, ConfigError> {
+        let c = self.resolve(at)?;
+        check_password(&c).map_err(|(key, r)| at(None, &key, r))?;
+        Ok(c)
+    }
+}
+
+fn check_password(c: &PasswordConfig) -> Result<(), (String, String)> {
     let bad = |k: &str, r: &str| Err((format!("auth.password.{k}"), r.to_string()));
-    if c.pepper.as_ref().is_some_and(|p| p.len() < 16) {
+    if c.pepper.as_ref().is_some_and(|p| p.expose().len() < 16) {
         return bad("pepper", "must be at least 16 characters");
     }
     // Below OWASP's floor (19 MiB, t=2) only for tests that set it explicitly.
@@ -723,15 +913,18 @@ fn resolve_password(raw: RawPassword) -> Result<PasswordConfig, (String, String)
     if !(1..=128).contains(&c.min_length) {
         return bad("min_length", "must be between 1 and 128");
     }
-    Ok(c)
+    Ok(())
 }
 
-fn resolve_session(raw: RawSession) -> Result<SessionConfig, (String, String)> {
-    let c = SessionConfig {
-        cookie_name: raw.cookie_name.map(|c| c.0).unwrap_or_else(|| "assay_session".into()),
-        ttl_secs: raw.ttl_secs.unwrap_or(30 * 24 * 3600),
-        idle_timeout_secs: raw.idle_timeout_secs.unwrap_or(7 * 24 * 3600),
-    };
+impl RawSession {
+    fn checked(self, at: &At<'_>) -> Result<SessionConfig, ConfigError> {
+        let c = self.resolve(at)?;
+        check_session(&c).map_err(|(key, r)| at(None, &key, r))?;
+        Ok(c)
+    }
+}
+
+fn check_session(c: &SessionConfig) -> Result<(), (String, String)> {
     let token = |ch: char| ch.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(ch);
     if c.cookie_name.is_empty() || !c.cookie_name.chars().all(token) {
         return Err(("auth.session.cookie_name".into(), "is not a valid cookie name".into()));
@@ -742,20 +935,18 @@ fn resolve_session(raw: RawSession) -> Result<SessionConfig, (String, String)> {
     if c.idle_timeout_secs < 60 {
         return Err(("auth.session.idle_timeout_secs".into(), "must be at least 60".into()));
     }
-    Ok(c)
+    Ok(())
 }
 
-fn resolve_brute_force(raw: RawBruteForce) -> Result<BruteForceConfig, (String, String)> {
-    let c = BruteForceConfig {
-        free_failures: raw.free_failures.unwrap_or(3),
-        max_failures: raw.max_failures.unwrap_or(10),
-        ip_max_failures: raw.ip_max_failures.unwrap_or(100),
-        lockout_secs: raw.lockout_secs.unwrap_or(15 * 60),
-        window_secs: raw.window_secs.unwrap_or(15 * 60),
-        recovery_per_ip: raw.recovery_per_ip.unwrap_or(20),
-        mails_per_address: raw.mails_per_address.unwrap_or(5),
-        registration_per_ip: raw.registration_per_ip.unwrap_or(20),
-    };
+impl RawBruteForce {
+    fn checked(self, at: &At<'_>) -> Result<BruteForceConfig, ConfigError> {
+        let c = self.resolve(at)?;
+        check_brute_force(&c).map_err(|(key, r)| at(None, &key, r))?;
+        Ok(c)
+    }
+}
+
+fn check_brute_force(c: &BruteForceConfig) -> Result<(), (String, String)> {
     if c.recovery_per_ip == 0 || c.mails_per_address == 0 || c.registration_per_ip == 0 {
         return Err(("auth.brute_force.recovery_per_ip".into(), "recovery_per_ip, mails_per_address and registration_per_ip must be positive".into()));
     }
@@ -768,32 +959,27 @@ fn resolve_brute_force(raw: RawBruteForce) -> Result<BruteForceConfig, (String, 
     if c.window_secs == 0 || c.lockout_secs == 0 {
         return Err(("auth.brute_force.window_secs".into(), "window_secs and lockout_secs must be positive".into()));
     }
-    Ok(c)
+    Ok(())
 }
 
-fn resolve_smtp(raw: RawSmtp, public_host: &str) -> Result<SmtpConfig, (String, String)> {
-    let host = raw.host.map(|h| h.0).ok_or(("auth.smtp.host".to_string(), "missing required value".to_string()))?;
-    let tls = raw.tls.unwrap_or(SmtpTls::Starttls);
-    let c = SmtpConfig {
-        port: raw.port.unwrap_or(match tls {
-            SmtpTls::Tls => 465,
-            SmtpTls::Starttls => 587,
-            SmtpTls::None => 25,
-        }),
-        host,
-        tls,
-        username: raw.username.map(|u| u.0),
-        password: raw.password.map(|p| p.0),
-        from: raw.from.map(|f| f.0).unwrap_or_else(|| format!("assay <no-reply@{public_host}>")),
-        timeout_secs: raw.timeout_secs.unwrap_or(15).max(1),
-    };
+/// `[auth.smtp]`, when present: every error names the table's line.
+fn resolve_smtp(raw: Option<Spanned<RawSmtp>>, at: &At<'_>, public_host: &str) -> Result<Option<SmtpConfig>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let span = raw.span();
+    let mut c = raw.into_inner().resolve(at, span.clone(), public_host)?;
+    c.timeout_secs = c.timeout_secs.max(1);
+    check_smtp(&c).map_err(|(key, r)| at(Some(span), &key, r))?;
+    Ok(Some(c))
+}
+
+fn check_smtp(c: &SmtpConfig) -> Result<(), (String, String)> {
     if c.username.is_some() != c.password.is_some() {
         return Err(("auth.smtp.username".into(), "username and password go together".into()));
     }
     if c.from.parse::<lettre::message::Mailbox>().is_err() {
         return Err(("auth.smtp.from".into(), format!("{:?} is not a mailbox (\"Name <addr@host>\")", c.from)));
     }
-    Ok(c)
+    Ok(())
 }
 
 #[allow(clippy::panic)]
@@ -885,7 +1071,7 @@ fn join_key(table: Option<&str>, key: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -993,6 +1179,174 @@ mod tests {
         assert_eq!(https("hsts_max_age_secs = 600\nhsts_include_subdomains = true\n").ok().flatten().as_deref(), Some("max-age=600; includeSubDomains"));
         assert_eq!(https("hsts_max_age_secs = 0\n").ok().flatten(), None);
         assert!(https("hsts_max_age_secs = 999999999999\n").is_err());
+    }
+
+    /// A config with every secret set, the backend URL's password included.
+    pub(crate) const ALL_SECRETS: &str = r#"
+[backend]
+type = "postgres"
+url = "postgres://assay:pg-password-31337@db.internal/assay"
+[auth]
+admin_api_keys = ["admin-key-0123456789-alpha", "admin-key-0123456789-beta"]
+master_key = "master-key-0123456789abcdef0123456789abcdef"
+[auth.password]
+pepper = "pepper-0123456789abcdef"
+[auth.smtp]
+host = "smtp.example.com"
+username = "mailer"
+password = "smtp-password-31337"
+"#;
+    pub(crate) const THE_SECRETS: &[&str] = &[
+        "pg-password-31337",
+        "admin-key-0123456789-alpha",
+        "admin-key-0123456789-beta",
+        "master-key-0123456789abcdef0123456789abcdef",
+        "pepper-0123456789abcdef",
+        "smtp-password-31337",
+    ];
+
+    #[test]
+    fn secrets_never_print() {
+        let c = Config::from_toml_str(ALL_SECRETS, None).map_err(|e| e.to_string());
+        assert!(c.is_ok(), "{c:?}");
+        let Ok(c) = c else { return };
+        for text in [format!("{c:?}"), format!("{c:#?}"), format!("{:?}", c.backend.url), format!("{:?}", c.auth.smtp)] {
+            for secret in THE_SECRETS {
+                assert!(!text.contains(secret), "{secret} printed in {text}");
+            }
+        }
+        assert!(format!("{c:?}").contains("***"));
+        // The URL prints without its password; the engine still connects with it.
+        let url = c.backend.url.clone().unwrap_or_else(|| SecretUrl::new(""));
+        assert_eq!(url.to_string(), "postgres://assay:***@db.internal/assay");
+        assert_eq!(url.expose(), "postgres://assay:pg-password-31337@db.internal/assay");
+        assert_eq!(SecretUrl::new("not a url: secret").to_string(), "***");
+        assert_eq!(SecretUrl::new("postgres://db/assay").to_string(), "postgres://db/assay");
+        assert_eq!(format!("{}", Secret::new("x")), "***");
+        assert_eq!(c.auth.master_key.as_ref().map(Secret::expose), Some("master-key-0123456789abcdef0123456789abcdef"));
+        assert_eq!(c.auth.password.pepper.as_ref().map(Secret::expose), Some("pepper-0123456789abcdef"));
+        assert_eq!(c.auth.admin_api_keys.iter().map(Secret::expose).collect::<Vec<_>>(), ["admin-key-0123456789-alpha", "admin-key-0123456789-beta"]);
+        assert_eq!(c.auth.smtp.as_ref().and_then(|s| s.password.as_ref()).map(Secret::expose), Some("smtp-password-31337"));
+    }
+
+    #[test]
+    fn secret_keys_are_exactly_the_secrets() {
+        let secret: Vec<String> = SECTIONS
+            .iter()
+            .flat_map(|(table, keys)| keys.iter().filter(|k| k.secret).map(move |k| format!("{table}.{}", k.name)))
+            .collect();
+        assert_eq!(secret, ["backend.url", "auth.admin_api_keys", "auth.master_key", "auth.password.pepper", "auth.smtp.password"]);
+    }
+
+    /// The declared keys (plus sub-tables) are exactly what serde accepts, table by table: the
+    /// one key declared outside the macro cannot drift either.
+    #[test]
+    fn declared_keys_are_the_accepted_keys() {
+        for (table, keys) in SECTIONS {
+            let mut declared: Vec<String> = keys.iter().map(|k| k.name.to_string()).collect();
+            let prefix = if table.is_empty() { String::new() } else { format!("{table}.") };
+            declared.extend(
+                SECTIONS
+                    .iter()
+                    .filter_map(|(t, _)| t.strip_prefix(&prefix))
+                    .filter(|rest| !rest.is_empty() && !rest.contains('.'))
+                    .map(str::to_string),
+            );
+            let mut accepted = accepted_keys(table);
+            declared.sort();
+            accepted.sort();
+            assert_eq!(declared, accepted, "[{table}]");
+        }
+    }
+
+    /// Every constant default is a valid value (the empty file exercises all but [auth.smtp]'s).
+    #[test]
+    fn constant_defaults_resolve() {
+        let c = Config::from_toml_str("[auth.smtp]\nhost = \"smtp.example.com\"\n", None).map_err(|e| e.to_string());
+        let smtp = c.as_ref().ok().and_then(|c| c.auth.smtp.clone());
+        assert_eq!(smtp.as_ref().map(|s| (s.port, s.tls, s.timeout_secs)), Some((587, SmtpTls::Starttls, 15)), "{c:?}");
+        assert_eq!(smtp.map(|s| s.from), Some("assay <no-reply@127.0.0.1>".to_string()));
+        let e = Config::from_toml_str("[auth.smtp]\nport = 25\n", None).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains(":1: auth.smtp.host: missing required value"), "{e}");
+        let c = Config::defaults();
+        assert_eq!((c.server.max_body_bytes, c.auth.password.memory_kib, c.auth.session.ttl_secs), (1048576, 19456, 2592000));
+    }
+
+    /// `engine.toml.example`, key by key (a key may be commented out, `# key = value`):
+    /// (section, key, value as written, the comment lines right above it).
+    fn example_keys(text: &str) -> Vec<(String, String, String, Vec<String>)> {
+        let mut out = Vec::new();
+        let mut section = String::new();
+        let mut comments: Vec<String> = Vec::new();
+        for line in text.lines().map(str::trim) {
+            let commented = line.starts_with('#');
+            let body = line.trim_start_matches('#').trim();
+            if body.starts_with('[') && body.ends_with(']') && !body.starts_with("[[") && body[1..body.len() - 1].chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.') {
+                section = body[1..body.len() - 1].to_string();
+                comments.clear();
+                continue;
+            }
+            let key_value = body.split_once('=').map(|(k, v)| (k.trim(), v.trim()));
+            let key_value = key_value.filter(|(k, v)| {
+                !k.is_empty()
+                    && k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    && toml::from_str::<toml::Table>(&format!("v = {v}")).is_ok()
+            });
+            match key_value {
+                Some((k, v)) => {
+                    out.push((section.clone(), k.to_string(), v.to_string(), std::mem::take(&mut comments)));
+                }
+                None if commented => comments.push(body.to_string()),
+                None => comments.clear(),
+            }
+        }
+        out
+    }
+
+    fn toml_value(v: &str) -> Option<toml::Value> {
+        toml::from_str::<toml::Table>(&format!("v = {v}")).ok().and_then(|mut t| t.remove("v"))
+    }
+
+    /// The example and the declarations agree: every declared key is in the example, in its
+    /// table; every key of the example is declared; a key shown with a plain value shows its
+    /// constant default (unless it reads the environment), and a "Default X" in the comment
+    /// above a key states that same default.
+    #[test]
+    fn example_matches_the_declarations() {
+        let text = include_str!("../../engine.toml.example");
+        let found = example_keys(text);
+        let declared = |table: &str, key: &str| {
+            SECTIONS.iter().find(|(t, _)| *t == table).and_then(|(_, keys)| keys.iter().find(|k| k.name == key))
+        };
+        let mut stated = 0;
+        for (table, key, value, comments) in &found {
+            let Some(spec) = declared(table, key) else {
+                panic_at(&format!("engine.toml.example has {key} in [{table}], which is not declared"));
+            };
+            let Some(default) = spec.default else { continue };
+            if !value.contains("${") {
+                assert_eq!(toml_value(value), toml_value(default), "engine.toml.example shows [{table}] {key} = {value}, the default is {default}");
+            }
+            let joined = comments.join(" ");
+            for (_, after) in joined.match_indices("Default ").map(|(i, _)| joined.split_at(i + "Default ".len())) {
+                let token = after.split_whitespace().next().unwrap_or_default().trim_end_matches(['.', ',', ';', ')']);
+                if let Some(v) = toml_value(token) {
+                    assert_eq!(Some(v), toml_value(default), "engine.toml.example says [{table}] {key} defaults to {token}, the declaration {default}");
+                    stated += 1;
+                }
+            }
+        }
+        for (table, keys) in SECTIONS {
+            for k in *keys {
+                assert!(found.iter().any(|(t, n, _, _)| t == table && n == k.name), "engine.toml.example does not document [{table}] {}", k.name);
+            }
+        }
+        assert!(stated > 20, "only {stated} defaults stated");
+    }
+
+    #[allow(clippy::panic)]
+    fn panic_at(msg: &str) -> ! {
+        panic!("{msg}")
     }
 
     #[test]

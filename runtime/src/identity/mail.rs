@@ -33,7 +33,7 @@ impl Mailer {
         };
         let mut builder = builder.port(cfg.port).timeout(Some(std::time::Duration::from_secs(cfg.timeout_secs)));
         if let (Some(u), Some(p)) = (&cfg.username, &cfg.password) {
-            builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
+            builder = builder.credentials(Credentials::new(u.clone(), p.expose().to_string()));
         }
         let from: Mailbox = cfg.from.parse().map_err(|e| IdentityError::Config(format!("auth.smtp.from: {e}")))?;
         Ok(Mailer { smtp: Some((builder.build(), from)) })

@@ -67,7 +67,7 @@ pub struct Verified {
 impl Hasher {
     pub fn new(cfg: &PasswordConfig, keys: &ServerKeys) -> Result<Hasher, IdentityError> {
         let pepper = match &cfg.pepper {
-            Some(p) => p.as_bytes().to_vec(),
+            Some(p) => p.expose().as_bytes().to_vec(),
             None => keys.derive("assay/password-pepper/v1").to_vec(),
         };
         let params = Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None)

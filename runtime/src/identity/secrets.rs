@@ -21,7 +21,7 @@ const CHECK_SETTING: &str = "master_key_check";
 impl ServerKeys {
     pub async fn load(config: &Config, db: &Db) -> Result<ServerKeys, IdentityError> {
         let master = match &config.auth.master_key {
-            Some(k) => k.clone(),
+            Some(k) => k.expose().to_string(),
             None => from_file(config)?,
         };
         let keys = ServerKeys { master: master.into_bytes() };

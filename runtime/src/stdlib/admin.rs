@@ -183,7 +183,7 @@ async fn api_key_name(id: &Identity, key: &str) -> mlua::Result<Option<String>> 
     let mut found = None;
     for (i, configured) in id.config.auth.admin_api_keys.iter().enumerate() {
         // Every configured key is compared, so the time does not tell which one matched.
-        if constant_time_eq(sha256_hex(configured.as_bytes()).as_bytes(), digest.as_bytes()) && found.is_none() {
+        if constant_time_eq(sha256_hex(configured.expose().as_bytes()).as_bytes(), digest.as_bytes()) && found.is_none() {
             found = Some(format!("config:{i}"));
         }
     }

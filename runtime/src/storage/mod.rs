@@ -73,7 +73,7 @@ impl Db {
         match cfg.kind {
             BackendType::Sqlite => connect_sqlite(&cfg.data_dir, cfg.max_connections).await,
             BackendType::Postgres => {
-                let url = cfg.url.as_deref().unwrap_or_default();
+                let url = cfg.url.as_ref().map(|u| u.expose()).unwrap_or_default();
                 connect_postgres(url, cfg.max_connections).await
             }
         }
