@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 use url::Url;
 
-use crate::server::client_ip::{Cidr, ForwardedHeader};
+use crate::net::{Cidr, ForwardedHeader};
 
 /// A configuration problem: where (file, line, key) and why.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod identity;
 pub mod lua;
 pub mod modules;
+pub mod net;
 pub mod oidc;
 pub mod secret_file;
 pub mod server;

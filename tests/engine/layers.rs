@@ -10,6 +10,7 @@ const LAYERS: &[(&str, u8)] = &[
     // Leaves: no domain, Lua or HTTP imports.
     ("crypto", 0),
     ("secret_file", 0),
+    ("net", 0),
     ("config", 0),
     // Storage and rendering.
     ("storage", 1),
@@ -31,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
 
 /// Imports allowed within one layer: (from, to).
 const SAME_LAYER: &[(&str, &str)] = &[
+    ("config", "net"),       // the config parses the proxy networks
     ("oidc", "identity"),    // the provider builds on accounts and sessions
     ("storage", "with_pool"),
     ("identity", "bind_audit_row"),
@@ -46,7 +48,6 @@ const SAME_LAYER: &[(&str, &str)] = &[
 const KNOWN_BACK_EDGES: &[(&str, &str, &str)] = &[
     ("identity", "oidc", "Identity still holds the provider's signers"),
     ("oidc", "lua", "the provider core still takes the Lua host's FlowRequest"),
-    ("config", "server", "trusted-proxy CIDRs are parsed by server::client_ip"),
     ("config", "modules", "the module names are checked against modules::KNOWN"),
 ];
 
