@@ -65,12 +65,7 @@ pub struct Query {
     pub cursor: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Page {
-    pub entries: Vec<Record>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
+pub type Page = crate::storage::Page<Record>;
 
 /// The most an entry keeps of its actor, target, IP or request id, and of each string in its
 /// details: the log is append-only, so whatever a caller sends would stay forever.
@@ -169,7 +164,7 @@ pub async fn query(id: &Identity, q: &Query) -> Result<Page, IdentityError> {
                WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
                AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) AND ($5 IS NULL OR id < $5) \
                ORDER BY id DESC LIMIT $6";
-    let mut entries = with_pool!(&id.db, pool => {
+    let entries = with_pool!(&id.db, pool => {
         let rows = sqlx::query(sql)
             .bind(&q.actor)
             .bind(&q.action)
@@ -195,11 +190,5 @@ pub async fn query(id: &Identity, q: &Query) -> Result<Page, IdentityError> {
             })
             .collect::<Result<Vec<Record>, sqlx::Error>>()?
     });
-    let next_cursor = if entries.len() as i64 > limit {
-        entries.truncate(limit as usize);
-        entries.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
-    Ok(Page { entries, next_cursor })
+    Ok(Page::from_overfetch("entries", entries, limit, |e| e.id.to_string()))
 }

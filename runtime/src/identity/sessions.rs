@@ -35,12 +35,8 @@ pub struct Session {
     pub amr: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Page {
-    pub sessions: Vec<Session>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
+/// One page of sessions.
+pub type Page = crate::storage::Page<Session>;
 
 const SESSION_COLUMNS: &str = "s.id AS s_id, s.user_id AS s_user_id, s.csrf_token AS s_csrf_token, s.created_at AS s_created_at, \
      s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at, s.idle_expires_at AS s_idle_expires_at, s.ip AS s_ip, \
@@ -244,17 +240,11 @@ impl Identity {
              WHERE ($1 IS NULL OR s.user_id = $1) AND ($2 IS NULL OR s.id < $2) AND s.expires_at > $3 AND s.idle_expires_at > $3 \
              ORDER BY s.id DESC LIMIT $4"
         );
-        let mut sessions = with_pool!(&self.db, pool => {
+        let sessions = with_pool!(&self.db, pool => {
             let rows = sqlx::query(&sql).bind(user_id).bind(cursor).bind(now).bind(limit + 1).fetch_all(pool).await?;
             rows.iter().map(|r| session_from_row(r).map(|(s, _)| s)).collect::<Result<Vec<Session>, sqlx::Error>>()?
         });
-        let next_cursor = if sessions.len() as i64 > limit {
-            sessions.truncate(limit as usize);
-            sessions.last().map(|s| s.id.clone())
-        } else {
-            None
-        };
-        Ok(Page { sessions, next_cursor })
+        Ok(Page::from_overfetch("sessions", sessions, limit, |s| s.id.clone()))
     }
 
     /// The CSRF token of an anonymous visitor: a MAC of their `assay_csrf` cookie, so it needs

@@ -25,12 +25,7 @@ pub struct Counter {
     pub locked_until: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Page {
-    pub entries: Vec<Counter>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
+pub type Page = crate::storage::Page<Counter>;
 
 /// Seconds until the first of `keys` may try again, if any of them is held back.
 pub async fn retry_after(id: &Identity, keys: &[&str]) -> Result<Option<u64>, IdentityError> {
@@ -162,7 +157,7 @@ pub async fn list(id: &Identity, limit: i64, cursor: Option<&str>) -> Result<Pag
     let limit = limit.clamp(1, super::users::MAX_PAGE);
     let now = Timestamp::now();
     let window_start = Timestamp(now.0 - chrono::Duration::seconds(id.config.auth.brute_force.window_secs as i64));
-    let mut entries = with_pool!(&id.db, pool => {
+    let entries = with_pool!(&id.db, pool => {
         let rows = sqlx::query(
             "SELECT key, failures, window_started_at, last_failure_at, locked_until FROM auth.login_throttle \
              WHERE (last_failure_at >= $1 OR locked_until > $2) AND ($3 IS NULL OR key > $3) ORDER BY key LIMIT $4")
@@ -185,11 +180,5 @@ pub async fn list(id: &Identity, limit: i64, cursor: Option<&str>) -> Result<Pag
             })
             .collect::<Result<Vec<Counter>, sqlx::Error>>()?
     });
-    let next_cursor = if entries.len() as i64 > limit {
-        entries.truncate(limit as usize);
-        entries.last().map(|e| e.key.clone())
-    } else {
-        None
-    };
-    Ok(Page { entries, next_cursor })
+    Ok(Page::from_overfetch("entries", entries, limit, |e| e.key.clone()))
 }

@@ -54,12 +54,7 @@ pub struct UserPatch {
 }
 
 /// One page of users.
-#[derive(Debug, Serialize)]
-pub struct UserPage {
-    pub users: Vec<User>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
+pub type UserPage = crate::storage::Page<User>;
 
 const COLUMNS: &str = "id, email, email_verified, display_name, disabled, roles, metadata, password_hash, created_at, updated_at";
 pub const MAX_PAGE: i64 = 200;
@@ -315,17 +310,11 @@ impl Identity {
              AND ($2 IS NULL OR email_normalized LIKE $2 ESCAPE '\\' OR lower(COALESCE(display_name, '')) LIKE $2 ESCAPE '\\') \
              ORDER BY id DESC LIMIT $3"
         );
-        let mut users = with_pool!(&self.db, pool => {
+        let users = with_pool!(&self.db, pool => {
             let rows = sqlx::query(&sql).bind(cursor).bind(&pattern).bind(limit + 1).fetch_all(pool).await?;
             rows.iter().map(|r| from_row(r).map(|(u, _)| u)).collect::<Result<Vec<User>, sqlx::Error>>()?
         });
-        let next_cursor = if users.len() as i64 > limit {
-            users.truncate(limit as usize);
-            users.last().map(|u| u.id.clone())
-        } else {
-            None
-        };
-        Ok(UserPage { users, next_cursor })
+        Ok(UserPage::from_overfetch("users", users, limit, |u| u.id.clone()))
     }
 
     /// Password login: throttle check, Argon2id verify (equal cost for unknown accounts),

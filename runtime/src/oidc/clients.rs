@@ -44,12 +44,7 @@ pub struct Client {
     pub updated_at: String,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Page {
-    pub clients: Vec<Client>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
+pub type Page = crate::storage::Page<Client>;
 
 fn strings(field: &'static str, v: &serde_json::Value) -> Result<Vec<String>, IdentityError> {
     let list = v.as_array().ok_or_else(|| IdentityError::invalid(field, "must be an array of strings"))?;
@@ -318,7 +313,7 @@ impl Identity {
     /// By client_id; the cursor is the last client_id of the previous page.
     pub async fn list_clients(&self, limit: i64, cursor: Option<&str>) -> Result<Page, IdentityError> {
         let limit = limit.clamp(1, crate::identity::users::MAX_PAGE);
-        let mut clients = with_pool!(&self.db, pool => {
+        let clients = with_pool!(&self.db, pool => {
             let rows = sqlx::query(
                 "SELECT client_id, name, secret_hash, settings, resource_server, created_at, updated_at FROM auth.oidc_clients \
                  WHERE ($1 IS NULL OR client_id > $1) ORDER BY client_id LIMIT $2")
@@ -328,13 +323,7 @@ impl Identity {
                 .await?;
             rows.iter().map(|r| client_from(r).map(|(c, _)| c)).collect::<Result<Vec<Client>, sqlx::Error>>()?
         });
-        let next_cursor = if clients.len() as i64 > limit {
-            clients.truncate(limit as usize);
-            clients.last().map(|c| c.client_id.clone())
-        } else {
-            None
-        };
-        Ok(Page { clients, next_cursor })
+        Ok(Page::from_overfetch("clients", clients, limit, |c| c.client_id.clone()))
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod engine_tables;
 pub mod migrate;
+mod page;
 mod timestamp;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::ConnectOptions;
 
+pub use page::Page;
 pub use timestamp::Timestamp;
 
 use crate::config::{BackendConfig, BackendType};
