@@ -10,6 +10,7 @@ mod cases;
 mod harness;
 mod identity;
 mod oidc;
+mod pages;
 mod provider;
 mod relying_party;
 mod security;
@@ -23,6 +24,7 @@ mod all_cases {
     pub use crate::cases::*;
     pub use crate::identity::*;
     pub use crate::oidc::*;
+    pub use crate::pages::*;
     pub use crate::provider::*;
     pub use crate::relying_party::*;
     pub use crate::security::*;
@@ -112,4 +114,6 @@ on_both_backends!(
     spoofed_forwarding_ignored,
     declared_too_large,
     hsts_header,
+    every_page_has_the_header_policy,
+    flow_libraries_override_file_by_file,
 );
