@@ -31,6 +31,7 @@ pub async fn every_page_has_the_header_policy(b: Backend) {
     // Signed out.
     let anon = browser();
     check(&anon, &e, "/auth/login", 200, SAME_ORIGIN).await;
+    check(&anon, &e, "/auth/hello", 200, SAME_ORIGIN).await;
     check(&anon, &e, "/auth/register", 200, SAME_ORIGIN).await;
     check(&anon, &e, "/auth/recovery", 200, SAME_ORIGIN).await;
     check(&anon, &e, "/auth/recovery/reset?token=x", 200, NO_REFERRER).await;
