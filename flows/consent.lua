@@ -2,10 +2,9 @@
 -- (`/auth/consent?consent_challenge=...`) once the user is signed in, unless the client skips
 -- consent or the user already allowed these scopes; the answer goes back through assay.oidc.
 local http = require("assay.http")
-local template = require("assay.template")
 local session = require("assay.session")
 local oidc = require("assay.oidc")
-local settings = require("assay.settings")
+local page_lib = require("lib.page")
 
 -- What each scope lets the application do, in plain words.
 local SCOPE_WORDS = {
@@ -18,23 +17,16 @@ local SCOPE_WORDS = {
   offline_access = "Stay signed in and act for you while you are away",
 }
 
+-- The consent page's URL carries the authorization request's challenge: no Referer.
 local function page(ctx, status)
-  ctx.product_name = settings.product_name
-  local html = assert(template.render("consent.html", ctx))
-  return http.html(html, status or 200)
-    :header("Cache-Control", "no-store")
-    :header("X-Frame-Options", "DENY")
-    :header("Content-Security-Policy", "frame-ancestors 'none'")
-    :header("Referrer-Policy", "no-referrer")
+  return page_lib.html("consent.html", ctx, status, { token_in_url = true })
 end
 
 local function gone()
-  local html = assert(template.render("message.html", {
+  return page_lib.html("message.html", {
     title = "This request has expired",
     message = "Go back to the application and sign in again.",
-    product_name = settings.product_name,
-  }))
-  return http.html(html, 400):header("Cache-Control", "no-store")
+  }, 400, { token_in_url = true })
 end
 
 local function described(info)

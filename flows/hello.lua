@@ -1,12 +1,8 @@
 -- The auth module's demonstration route: a flow rendering a template.
 -- Override it by putting a hello.lua in [flows] dir.
 local http = require("assay.http")
-local template = require("assay.template")
+local page = require("lib.page")
 
 http.route("GET", "/auth/hello", function(req)
-  local html, err = template.render("hello.html", { name = req.query.name or "world" })
-  if not html then
-    error(err)
-  end
-  return http.html(html)
+  return page.html("hello.html", { name = req.query.name or "world" })
 end)

@@ -5,12 +5,14 @@
 -- reported with oidc.accept_login, which gives the URL to continue with; Cancel reports
 -- oidc.reject_login (the application gets access_denied).
 local http = require("assay.http")
-local template = require("assay.template")
 local users = require("assay.users")
 local session = require("assay.session")
 local settings = require("assay.settings")
 local oidc = require("assay.oidc")
 local form_fields = require("assay.form")
+local page = require("lib.page")
+local roles = require("lib.roles")
+local errors = require("lib.errors")
 
 -- One message for an unknown email, a wrong password and a disabled account, so the form
 -- never tells a stranger which addresses have accounts.
@@ -34,13 +36,6 @@ local function safe_return_to(v)
   return v
 end
 
-local function has_role(user, role)
-  for _, r in ipairs(user.roles or {}) do
-    if r == role then return true end
-  end
-  return false
-end
-
 -- The pending authorization request a challenge names, or nil (unknown or expired).
 local function oidc_request(challenge)
   if type(challenge) ~= "string" or challenge == "" then return nil end
@@ -58,14 +53,7 @@ local function form(req, ctx, status)
     end
   end
   ctx.registration_enabled = settings.registration_enabled == true
-  ctx.product_name = settings.product_name
-  local html = assert(template.render("login.html", ctx))
-  local resp = http.html(html, status or 200)
-    :header("Cache-Control", "no-store")
-    :header("X-Frame-Options", "DENY")
-    :header("Content-Security-Policy", "frame-ancestors 'none'")
-    :header("Referrer-Policy", "same-origin")
-  return resp
+  return page.html("login.html", ctx, status)
 end
 
 http.route("GET", "/auth/login", function(req)
@@ -113,7 +101,7 @@ http.route("POST", "/auth/login", function(req)
 
   local user, err = users.authenticate({ email = email, password = password })
   if not user then
-    local code = tostring(err):match("^([%w_]+):")
+    local code = errors.code_of(err)
     if code == "invalid_credentials" or code == "disabled" then
       ctx.error = GENERIC
       return form(req, ctx, 401)
@@ -124,7 +112,7 @@ http.route("POST", "/auth/login", function(req)
     elseif code == "busy" then
       -- The password checks are queued full: a burst. Nothing was counted against anyone.
       ctx.error = "We are very busy right now. Try again in a moment."
-      return form(req, ctx, 503):header("Retry-After", tostring(err):match("(%d+) seconds") or "1")
+      return form(req, ctx, 503):header("Retry-After", errors.retry_after(err))
     elseif code == "throttled" then
       -- "throttled: try again in N seconds"
       local secs = tostring(err):match("(%d+)%s*second")
@@ -144,6 +132,6 @@ http.route("POST", "/auth/login", function(req)
     if next_url then return http.redirect(next_url, 303) end
     -- The request expired while the user typed: they are signed in, so land as usual.
   end
-  local target = return_to or (has_role(user, "admin") and "/auth/console" or "/auth/welcome")
+  local target = return_to or (roles.has(user, "admin") and "/auth/console" or "/auth/welcome")
   return http.redirect(target, 303)
 end)

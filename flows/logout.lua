@@ -4,25 +4,9 @@
 --   POST /auth/logout   revoke the session, clear the cookie, back to the sign-in page
 --   GET  /auth/welcome  "Signed in as ..."
 local http = require("assay.http")
-local template = require("assay.template")
 local session = require("assay.session")
-local settings = require("assay.settings")
-
-local function page(name, ctx, status)
-  ctx.product_name = settings.product_name
-  local html = assert(template.render(name, ctx))
-  return http.html(html, status or 200)
-    :header("Cache-Control", "no-store")
-    :header("X-Frame-Options", "DENY")
-    :header("Content-Security-Policy", "frame-ancestors 'none'")
-end
-
-local function has_role(user, role)
-  for _, r in ipairs(user.roles or {}) do
-    if r == role then return true end
-  end
-  return false
-end
+local page = require("lib.page").html
+local roles = require("lib.roles")
 
 http.route("GET", "/auth/logout", function(req)
   local s = session.load(req)
@@ -57,6 +41,6 @@ http.route("GET", "/auth/welcome", function(req)
   return page("welcome.html", {
     user = s.user,
     csrf_token = s.csrf_token,
-    is_admin = has_role(s.user, "admin"),
+    is_admin = roles.has(s.user, "admin"),
   })
 end)

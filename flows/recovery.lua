@@ -5,7 +5,6 @@
 --                              scanners open links before people do)
 --   POST /auth/recovery/reset  use the token, set the password, end every session
 local http = require("assay.http")
-local template = require("assay.template")
 local users = require("assay.users")
 local password = require("assay.password")
 local session = require("assay.session")
@@ -13,6 +12,8 @@ local audit = require("assay.audit")
 local settings = require("assay.settings")
 local throttle = require("assay.throttle")
 local form_fields = require("assay.form")
+local page_lib = require("lib.page")
+local message_of = require("lib.errors").message_of
 
 local EXPIRED = "Your form expired, please try again."
 local INVALID_LINK = "This link is invalid or has expired."
@@ -23,23 +24,15 @@ local INVALID_LINK = "This link is invalid or has expired."
 -- says whether the address has an account.
 local LIMITS = settings.rate_limits
 
-local function message_of(err)
-  local msg = tostring(err):gsub("^[%w_]+:%s*", "")
-  return (msg:gsub("^%l", string.upper))
-end
+local page = page_lib.html
 
-local function page(name, ctx, status)
-  ctx.product_name = settings.product_name
-  return http.html(assert(template.render(name, ctx)), status or 200)
-    :header("Cache-Control", "no-store")
-    :header("X-Frame-Options", "DENY")
-    :header("Content-Security-Policy", "frame-ancestors 'none'")
-    -- The reset page's URL carries the token: never send it on in a Referer.
-    :header("Referrer-Policy", "no-referrer")
+-- The reset pages' URL carries the token: never send it on in a Referer.
+local function reset_page(name, ctx, status)
+  return page_lib.html(name, ctx, status, { token_in_url = true })
 end
 
 local function invalid_link()
-  return page("message.html", {
+  return reset_page("message.html", {
     title = "Link expired",
     message = INVALID_LINK,
     kind = "error",
@@ -48,7 +41,7 @@ local function invalid_link()
 end
 
 local function reset_form(req, token, err, status)
-  return page("recovery_reset.html", {
+  return reset_page("recovery_reset.html", {
     csrf_token = session.csrf_token(req),
     token = token,
     error = err,
@@ -149,7 +142,7 @@ http.route("POST", "/auth/recovery/reset", function(req)
   local ok, serr = users.set_password(user.id, pw)
   if not ok then
     -- The token is spent by now; say so and offer a new one.
-    return page("message.html", {
+    return reset_page("message.html", {
       title = "Password not changed",
       message = message_of(serr),
       kind = "error",

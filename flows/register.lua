@@ -4,7 +4,6 @@
 -- verify its address and then signs in with its password; an existing owner gets a mail
 -- saying someone tried.
 local http = require("assay.http")
-local template = require("assay.template")
 local users = require("assay.users")
 local session = require("assay.session")
 local mail = require("assay.mail")
@@ -12,39 +11,27 @@ local log = require("assay.log")
 local settings = require("assay.settings")
 local form_fields = require("assay.form")
 local throttle = require("assay.throttle")
+local page = require("lib.page")
+local errors = require("lib.errors")
+local message_of = errors.message_of
 
 local EXPIRED = "Your form expired, please try again."
 local LIMITS = settings.rate_limits -- [auth.brute_force], per hour
 
--- The human part of "code: message", with a capital first letter.
-local function message_of(err)
-  local msg = tostring(err):gsub("^[%w_]+:%s*", "")
-  return (msg:gsub("^%l", string.upper))
-end
-
-local function headers(resp)
-  return resp
-    :header("Cache-Control", "no-store")
-    :header("X-Frame-Options", "DENY")
-    :header("Content-Security-Policy", "frame-ancestors 'none'")
-end
-
 -- Same page as an unknown path, so a closed registration looks like no registration at all.
 local function not_found(req)
-  local html = assert(template.render("error.html", {
+  return page.html("error.html", {
     status = 404,
     title = "Not Found",
     message = "nothing is served at " .. req.path,
     request_id = req.request_id,
-  }))
-  return headers(http.html(html, 404))
+  }, 404)
 end
 
 local function form(req, ctx, status)
   ctx.csrf_token = session.csrf_token(req)
-  ctx.product_name = settings.product_name
   ctx.min_length = settings.password_min_length -- a hint for the browser; the server decides
-  return headers(http.html(assert(template.render("register.html", ctx)), status or 200))
+  return page.html("register.html", ctx, status)
 end
 
 http.route("GET", "/auth/register", function(req)
@@ -113,7 +100,7 @@ http.route("POST", "/auth/register", function(req)
         .. "If you did not create this account, ignore this message.\n",
     })
   else
-    local code = tostring(err):match("^([%w_]+):")
+    local code = errors.code_of(err)
     if code == "conflict" and not may_mail then
       log.info("registration notice skipped: too many for this address this hour")
     elseif code == "conflict" then
@@ -134,18 +121,17 @@ http.route("POST", "/auth/register", function(req)
       return form(req, ctx, 422)
     elseif code == "busy" then
       ctx.error = "We are very busy right now. Try again in a moment."
-      return form(req, ctx, 503):header("Retry-After", tostring(err):match("(%d+) seconds") or "1")
+      return form(req, ctx, 503):header("Retry-After", errors.retry_after(err))
     else
       error(err)
     end
   end
 
-  return headers(http.html(assert(template.render("message.html", {
-    product_name = settings.product_name,
+  return page.html("message.html", {
     title = "Check your email",
     message = "We sent a message to " .. email .. ". Open the link in it to finish creating your account.",
     kind = "notice",
     detail = "Then sign in with your email address and password.",
     links = { { href = "/auth/login", label = "Sign in" } },
-  }))))
+  })
 end)

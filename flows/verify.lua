@@ -4,7 +4,6 @@
 --   POST /auth/verify            use the token, mark the address verified
 --   POST /auth/verify/resend     signed in: mail a fresh link
 local http = require("assay.http")
-local template = require("assay.template")
 local users = require("assay.users")
 local session = require("assay.session")
 local audit = require("assay.audit")
@@ -12,19 +11,15 @@ local mail = require("assay.mail")
 local log = require("assay.log")
 local settings = require("assay.settings")
 local form_fields = require("assay.form")
+local page_lib = require("lib.page")
 
 local EXPIRED = "Your form expired, please try again."
 
 local urlencode = form_fields.urlencode
 
+-- The page's URL carries the token: never send it on in a Referer.
 local function page(name, ctx, status)
-  ctx.product_name = settings.product_name
-  return http.html(assert(template.render(name, ctx)), status or 200)
-    :header("Cache-Control", "no-store")
-    :header("X-Frame-Options", "DENY")
-    :header("Content-Security-Policy", "frame-ancestors 'none'")
-    -- The page's URL carries the token: never send it on in a Referer.
-    :header("Referrer-Policy", "no-referrer")
+  return page_lib.html(name, ctx, status, { token_in_url = true })
 end
 
 local function message(title, text, kind, status, links)

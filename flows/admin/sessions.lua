@@ -4,47 +4,14 @@
 --   DELETE sessions?user_id=X    revoke all of a user's sessions
 -- A session principal must send X-CSRF-Token on DELETE (admin.require checks it).
 local http = require("assay.http")
-local json = require("assay.json")
 local session = require("assay.session")
 local audit = require("assay.audit")
 local admin = require("assay.admin")
+local present = require("lib.present")
 
 local BASE = "/auth/admin/auth/sessions"
 
-local function ok(value, status)
-  return http.json(value, status or 200):header("Cache-Control", "no-store")
-end
-
-local function nonempty(s)
-  if s == nil or s == "" then return nil end
-  return s
-end
-
-local function nullable(v)
-  if v == nil then return json.null end
-  return v
-end
-
-local function array(t)
-  local a = json.array()
-  for i, v in ipairs(t or {}) do a[i] = v end
-  return a
-end
-
-local function present_session(s)
-  return {
-    id = s.id,
-    user_id = nullable(s.user_id),
-    email = nullable(s.email),
-    created_at = nullable(s.created_at),
-    last_seen_at = nullable(s.last_seen_at),
-    expires_at = nullable(s.expires_at),
-    idle_expires_at = nullable(s.idle_expires_at),
-    ip = nullable(s.ip),
-    user_agent = nullable(s.user_agent),
-    amr = array(s.amr),
-  }
-end
+local ok, nonempty, nullable = present.ok, present.nonempty, present.nullable
 
 http.route("GET", BASE, function(req)
   local who, denied = admin.require(req)
@@ -57,9 +24,7 @@ http.route("GET", BASE, function(req)
     cursor = page.cursor,
   })
   if not res then return admin.fail(err) end
-  local list = json.array()
-  for i, s in ipairs(res.sessions or {}) do list[i] = present_session(s) end
-  return ok({ sessions = list, next_cursor = nullable(res.next_cursor) })
+  return ok({ sessions = present.list(res.sessions, present.session), next_cursor = nullable(res.next_cursor) })
 end)
 
 http.route("DELETE", BASE .. "/{id}", function(req)

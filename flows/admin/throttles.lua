@@ -2,17 +2,14 @@
 --   GET    /auth/admin/auth/login-throttles?limit=&cursor=
 --   DELETE /auth/admin/auth/login-throttles/{key}   key percent-encoded, e.g. account:a%40b.c
 local http = require("assay.http")
-local json = require("assay.json")
 local throttle = require("assay.throttle")
 local audit = require("assay.audit")
 local admin = require("assay.admin")
+local present = require("lib.present")
 
 local BASE = "/auth/admin/auth/login-throttles"
 
-local function nullable(v)
-  if v == nil then return json.null end
-  return v
-end
+local nullable = present.nullable
 
 http.route("GET", BASE, function(req)
   local who, denied = admin.require(req)
@@ -21,17 +18,7 @@ http.route("GET", BASE, function(req)
   if not page then return bad end
   local res, err = throttle.list(page)
   if not res then return admin.fail(err) end
-  local entries = json.array()
-  for i, e in ipairs(res.entries or {}) do
-    entries[i] = {
-      key = e.key,
-      failures = e.failures,
-      locked_until = nullable(e.locked_until),
-      last_failure_at = nullable(e.last_failure_at),
-    }
-  end
-  return http.json({ entries = entries, next_cursor = nullable(res.next_cursor) })
-    :header("Cache-Control", "no-store")
+  return present.ok({ entries = present.list(res.entries, present.throttle), next_cursor = nullable(res.next_cursor) })
 end)
 
 http.route("DELETE", BASE .. "/{key}", function(req)

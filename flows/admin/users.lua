@@ -11,14 +11,14 @@ local mail = require("assay.mail")
 local admin = require("assay.admin")
 local settings = require("assay.settings")
 local form_fields = require("assay.form")
+local present = require("lib.present")
 
 local BASE = "/auth/admin/auth/users"
 
 local urlencode = form_fields.urlencode
 
-local function ok(value, status)
-  return http.json(value, status or 200):header("Cache-Control", "no-store")
-end
+local ok, nonempty, nullable = present.ok, present.nonempty, present.nullable
+local present_user, present_session = present.user, present.session
 
 -- Decoded JSON arrays carry json.array's metatable; objects carry none.
 local function is_array(v)
@@ -86,55 +86,6 @@ local function fields_of(body, spec)
     end
   end
   return out
-end
-
-local function nonempty(s)
-  if s == nil or s == "" then return nil end
-  return s
-end
-
-local function nullable(v)
-  if v == nil then return json.null end
-  return v
-end
-
-local function array(t)
-  local a = json.array()
-  for i, v in ipairs(t or {}) do a[i] = v end
-  return a
-end
-
--- The JSON shape of a user, spelled out so absent values are null and lists are [].
-local function present_user(u)
-  local metadata = u.metadata
-  if type(metadata) ~= "table" then metadata = {} end
-  return {
-    id = u.id,
-    email = u.email,
-    email_verified = u.email_verified == true,
-    display_name = nullable(u.display_name),
-    disabled = u.disabled == true,
-    roles = array(u.roles),
-    metadata = metadata,
-    has_password = u.has_password == true,
-    created_at = nullable(u.created_at),
-    updated_at = nullable(u.updated_at),
-  }
-end
-
-local function present_session(s)
-  return {
-    id = s.id,
-    user_id = nullable(s.user_id),
-    email = nullable(s.email),
-    created_at = nullable(s.created_at),
-    last_seen_at = nullable(s.last_seen_at),
-    expires_at = nullable(s.expires_at),
-    idle_expires_at = nullable(s.idle_expires_at),
-    ip = nullable(s.ip),
-    user_agent = nullable(s.user_agent),
-    amr = array(s.amr),
-  }
 end
 
 -- GET users?q=&limit=&cursor=

@@ -604,6 +604,15 @@ pub async fn bad_flows_stop_startup(b: Backend) {
         (&[("bad.lua", "local http = require('assay.http')\nhttp.route('BREW', '/auth/x', function() end)")], "unsupported method"),
         (&[("loop.lua", "while true do end")], "budget_exceeded"),
         (&[("claims.lua", "return { immich_role = 'admin' }")], "a hook flow must return a function (it returned table)"),
+        // Flow libraries: loaded once at start-up, never allowed to declare routes.
+        (&[("lib/broken.lua", "local x = = 1")], "flow lib/broken.lua"),
+        (&[("lib/nothing.lua", "local x = 1")], "flow library lib.nothing must return a table (it returned nil)"),
+        (&[("lib/routes.lua", "local http = require('assay.http')\nhttp.route('GET', '/auth/lib', function() end)\nreturn {}")],
+         "http.route cannot be called in a flow library's top level"),
+        (&[("uses.lua", "local missing = require('lib.missing')")], "module 'lib.missing' not found: there is no flows/lib/missing.lua"),
+        // A pane added beside the bundled console panes cannot take one of their routes.
+        (&[("console/extra.lua", "local http = require('assay.http')\nhttp.route('GET', '/auth/console/users', function() end)")],
+         "route GET /auth/console/users is registered by both"),
     ];
     for (i, (files, expect)) in cases.iter().enumerate() {
         let dir = write_dir(&db, &format!("flows{i}"), files);

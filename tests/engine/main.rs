@@ -12,6 +12,7 @@ mod identity;
 mod layers;
 mod oidc;
 mod phases;
+mod pages;
 mod provider;
 mod relying_party;
 mod schema;
@@ -27,6 +28,7 @@ mod all_cases {
     pub use crate::identity::*;
     pub use crate::oidc::*;
     pub use crate::phases::*;
+    pub use crate::pages::*;
     pub use crate::provider::*;
     pub use crate::relying_party::*;
     pub use crate::schema::*;
@@ -119,4 +121,6 @@ on_both_backends!(
     declared_too_large,
     hsts_header,
     claims_hook_reads_but_cannot_write,
+    every_page_has_the_header_policy,
+    flow_libraries_override_file_by_file,
 );

@@ -3,6 +3,10 @@
 //! Bundled flows are the `flows/` folder compiled into the binary; a file with the same
 //! relative name in `[flows] dir` replaces the bundled one, and new names are added. No
 //! rebuild is needed to change a flow: edit the file and restart.
+//!
+//! Files under `lib/` are not flows: they declare no routes and are never run on their own.
+//! They are the flows' shared code, which a flow loads with `require("lib.<name>")` (see
+//! `stdlib::require_function`), and they are overridden file by file the same way.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,8 +43,35 @@ pub enum FlowError {
     Conflict { method: String, path: String, first: String, second: String },
 }
 
-/// Bundled flows overlaid with the operator's directory.
-pub fn load_sources(dir: Option<&Path>) -> Result<Vec<FlowSource>, FlowError> {
+/// The folder of flow libraries, relative to the flows folder.
+pub const LIB_DIR: &str = "lib/";
+
+/// Flow libraries (`lib/*.lua`) by module name (`lib.page` for `lib/page.lua`), for the
+/// sandbox's `require`.
+#[derive(Debug, Default)]
+pub struct LibSources(pub Vec<FlowSource>);
+
+impl LibSources {
+    /// The library `require(module)` loads: `lib.a.b` is `lib/a/b.lua`.
+    pub fn get(&self, module: &str) -> Option<&FlowSource> {
+        let file = format!("{}.lua", module.replace('.', "/"));
+        self.0.iter().find(|f| f.name == file)
+    }
+
+    pub fn module_names(&self) -> Vec<String> {
+        self.0.iter().filter_map(|f| f.name.strip_suffix(".lua")).map(|n| n.replace('/', ".")).collect()
+    }
+}
+
+/// Bundled flows overlaid with the operator's directory, split into flows (which declare
+/// routes) and libraries (files under `lib/`).
+pub fn load_sources(dir: Option<&Path>) -> Result<(Vec<FlowSource>, LibSources), FlowError> {
+    let all = load_all(dir)?;
+    let (libs, flows) = all.into_iter().partition(|f| f.name.starts_with(LIB_DIR));
+    Ok((flows, LibSources(libs)))
+}
+
+fn load_all(dir: Option<&Path>) -> Result<Vec<FlowSource>, FlowError> {
     let mut by_name: BTreeMap<String, FlowSource> = BTreeMap::new();
     for name in BundledFlows::iter() {
         if let Some(file) = BundledFlows::get(&name) {

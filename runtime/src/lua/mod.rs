@@ -24,7 +24,7 @@ use mlua::{Function, Lua, Value};
 use crate::config::Config;
 use crate::storage::Db;
 use crate::templates::Templates;
-pub use flows::{FlowError, FlowSource, RouteEntry, RouteMatch, RouteTable};
+pub use flows::{FlowError, FlowSource, LibSources, RouteEntry, RouteMatch, RouteTable};
 pub use request::{FlowRequest, RequestRun};
 use sandbox::Vm;
 
@@ -40,6 +40,10 @@ pub enum Phase {
     /// The claims hook (`flows/claims.lua`) adding claims to a token or userinfo: it may read
     /// (users, clients, keys, the audit log, outbound HTTP) but never change the engine's state.
     Claims,
+    /// A flow library's top level (`flows/lib/*.lua`), which runs once per Lua state and is
+    /// cached: it may only define things, so no stdlib call that needs a phase works there,
+    /// `http.route` included.
+    Library,
 }
 
 /// Where a function that only reads may run: handlers and the claims hook.
@@ -52,6 +56,7 @@ impl Phase {
             Phase::Request => "a request handler",
             Phase::Script => "an operator script",
             Phase::Claims => "the claims hook",
+            Phase::Library => "a flow library's top level",
         }
     }
 }
@@ -90,6 +95,7 @@ pub struct LuaHost {
     routes: RouteTable,
     pool: Mutex<Vec<Vm>>,
     hooks: Arc<HookSources>,
+    libs: Arc<LibSources>,
     budget: Duration,
     memory_limit: usize,
     pool_size: usize,
@@ -117,7 +123,7 @@ impl LuaHost {
     /// Loads bundled and overriding flows and learns their routes by running each once.
     pub async fn new(shared: Arc<Shared>) -> Result<LuaHost, FlowError> {
         let cfg = &shared.config.flows;
-        let flows = flows::load_sources(cfg.dir.as_deref())?;
+        let (flows, libs) = flows::load_sources(cfg.dir.as_deref())?;
         // The bundled hooks add nothing (claims.lua returns nil), so only an operator's
         // override is ever called: a token request without one pays no Lua call for it.
         let hooks = Arc::new(HookSources(
@@ -129,6 +135,7 @@ impl LuaHost {
         ));
         let mut host = LuaHost {
             hooks,
+            libs: Arc::new(libs),
             budget: Duration::from_millis(cfg.budget_ms),
             memory_limit: cfg.memory_limit_bytes(),
             pool_size: cfg.pool_size,
@@ -138,6 +145,14 @@ impl LuaHost {
             pool: Mutex::new(Vec::new()),
         };
         let mut vm = host.new_vm().map_err(|e| FlowError::Load { name: "<sandbox>".into(), message: e.to_string() })?;
+        // Every library loads once here, so that one which does not compile (or fails at its
+        // top level) stops start-up rather than the first request that needs it.
+        for name in host.libs.module_names() {
+            vm.start_budget(Instant::now() + host.budget);
+            let loaded = vm.require(&name).await;
+            vm.stop_budget();
+            loaded.map_err(|e| FlowError::Load { name: format!("{}.lua", name.replace('.', "/")), message: e.to_string() })?;
+        }
         let mut table = RouteTable::default();
         for index in 0..host.flows.len() {
             let name = host.flows[index].name.clone();
@@ -177,6 +192,7 @@ impl LuaHost {
     fn new_vm(&self) -> mlua::Result<Vm> {
         let vm = Vm::new(self.shared.clone(), self.memory_limit)?;
         vm.lua.set_app_data(self.hooks.clone());
+        vm.lua.set_app_data(self.libs.clone());
         Ok(vm)
     }
 

@@ -120,6 +120,9 @@ return function(chunk, name, ctx)
 end
 "#;
 
+/// Where `Vm::new` leaves the environments' metatable in the registry.
+pub const ENV_MT_KEY: &str = "assay.env_mt";
+
 /// Where `Vm::new` leaves the hook runner in the registry.
 pub const HOOK_RUNNER_KEY: &str = "assay.hook_runner";
 
@@ -130,6 +133,7 @@ pub struct Vm {
     pub lua: Lua,
     runner: Function,
     budgeted: Function,
+    require: Function,
     env_mt: Table,
     budget_exceeded: Arc<AtomicBool>,
     /// Compiled chunks by flow index: each flow is compiled once per state.
@@ -191,7 +195,6 @@ impl Vm {
         allowed.raw_set("xpcall", xpcall)?;
         allowed.raw_set("unpack", lua.globals().raw_get::<Table>("table")?.raw_get::<Value>("unpack")?)?;
         allowed.raw_set("print", lua.create_function(print)?)?;
-        allowed.raw_set("require", crate::stdlib::require_function(&lua)?)?;
 
         // Reading a name that is neither local nor allowed is a mistake: say so.
         let strict = lua.create_table()?;
@@ -206,9 +209,13 @@ impl Vm {
         allowed.set_metatable(Some(strict));
 
         let env_mt = lua.create_table()?;
-        env_mt.raw_set("__index", allowed)?;
+        env_mt.raw_set("__index", allowed.clone())?;
         env_mt.raw_set("__newindex", lua.create_function(deny_global)?)?;
         env_mt.raw_set("__metatable", false)?;
+        // Flow libraries run in environments of their own over the same allow-list.
+        lua.set_named_registry_value(ENV_MT_KEY, env_mt.clone())?;
+        let require = crate::stdlib::require_function(&lua)?;
+        allowed.raw_set("require", require.clone())?;
         let request_mt = crate::stdlib::http::request_metatable(&lua)?;
 
         // The handler the request's re-run registered; from here on the phase is "request".
@@ -250,7 +257,7 @@ impl Vm {
             globals.raw_get::<Function>("setmetatable")?,
         ))?;
 
-        Ok(Vm { lua, runner, budgeted, env_mt, budget_exceeded: exceeded, chunks: HashMap::new() })
+        Ok(Vm { lua, runner, budgeted, require, env_mt, budget_exceeded: exceeded, chunks: HashMap::new() })
     }
 
     /// Calls `f` under the run budget, as an async call (so it may await stdlib I/O).
@@ -258,6 +265,12 @@ impl Vm {
         let mut all = args.into_lua_multi(&self.lua)?;
         all.push_front(Value::Function(f));
         self.budgeted.call_async::<R>(all).await
+    }
+
+    /// `require(name)` as a flow would call it, under the budget (start-up loads every flow
+    /// library this way, to fail early on one that does not load).
+    pub async fn require(&self, name: &str) -> mlua::Result<Value> {
+        self.call::<Value>(self.require.clone(), name.to_string()).await
     }
 
     /// Serves one request with [`RUNNER`]: the flow's top level, then its wanted handler.

@@ -26,7 +26,7 @@ use mlua::{Function, Lua, Table, Value};
 use rust_embed::RustEmbed;
 
 use crate::identity::{Context, Identity, IdentityError};
-use crate::lua::{require_phase, shared, Outcome, Phase, RequestRun};
+use crate::lua::{require_phase, shared, LibSources, Outcome, Phase, RequestRun};
 
 #[derive(RustEmbed)]
 #[folder = "../stdlib/"]
@@ -134,15 +134,30 @@ pub fn module_names() -> Vec<String> {
     names
 }
 
-/// The sandbox's `require`: only stdlib modules, built once per state. The cache lookup is
-/// plain Lua (every flow requires its modules on every request); only a miss calls Rust.
+/// The sandbox's `require`: stdlib modules (`assay.*`) and flow libraries (`lib.*`, the
+/// files under `flows/lib/`), each built once per state. The cache lookup is plain Lua (every
+/// flow requires its modules on every request); only a miss calls Rust.
+///
+/// A library runs like a flow (compiled from its source, in a fresh environment over the same
+/// allow-list) but in [`Phase::Library`], where no phase-bound stdlib function works (so it
+/// cannot register routes or touch the database while loading), and it must return a table,
+/// which is cached read-only. Its top level runs in Lua, not from a Rust callback, so the
+/// budget hook can stop or yield it like any flow code.
 pub fn require_function(lua: &Lua) -> mlua::Result<Function> {
     const REQUIRE: &str = r#"
-local loaded, load_module = {}, ...
+local loaded, load_module, load_library, finish_library, raw_pcall, error = ...
 return function(name)
   local m = loaded[name]
   if m == nil then
-    m = load_module(name)
+    local chunk, env, restore = load_library(name)
+    if chunk then
+      local ok, result = raw_pcall(chunk, env)
+      restore()
+      if not ok then error(result, 0) end
+      m = finish_library(name, result)
+    else
+      m = load_module(name)
+    end
     loaded[name] = m
   end
   return m
@@ -152,7 +167,56 @@ end
         let module = build(lua, &name)?;
         crate::lua::sandbox::read_only(lua, module, &name)
     })?;
-    lua.load(REQUIRE).set_name("=require").call(load_module)
+    let finish_library = lua.create_function(|lua, (name, value): (String, Value)| match value {
+        Value::Table(t) => crate::lua::sandbox::read_only(lua, t, &name),
+        other => Err(mlua::Error::runtime(format!(
+            "flow library {name} must return a table (it returned {})",
+            other.type_name()
+        ))),
+    })?;
+    let globals = lua.globals();
+    lua.load(REQUIRE).set_name("=require").call((
+        lua.create_table()?,
+        load_module,
+        lua.create_function(load_library)?,
+        finish_library,
+        globals.raw_get::<Function>("pcall")?,
+        globals.raw_get::<Function>("error")?,
+    ))
+}
+
+/// For `lib.<name>`: the library's compiled chunk, a fresh environment to run it in, and a
+/// function that puts the phase back once it has run. Nothing for other names.
+fn load_library(lua: &Lua, name: String) -> mlua::Result<mlua::MultiValue> {
+    use mlua::IntoLuaMulti;
+    if !name.starts_with("lib.") {
+        return Value::Nil.into_lua_multi(lua);
+    }
+    let Some(libs) = lua.app_data_ref::<Arc<LibSources>>().map(|l| l.clone()) else {
+        return Err(mlua::Error::runtime(format!(
+            "module '{name}': flow libraries can be required by flows only"
+        )));
+    };
+    let Some(lib) = libs.get(&name) else {
+        let file = format!("{}.lua", name.replace('.', "/"));
+        return Err(mlua::Error::runtime(format!(
+            "module '{name}' not found: there is no flows/{file}, bundled or in [flows] dir (libraries: {})",
+            libs.module_names().join(", ")
+        )));
+    };
+    let chunk = lua
+        .load(format!("{}{}", crate::lua::sandbox::ENV_PARAMETER, lib.source))
+        .set_name(format!("@flows/{}", lib.name))
+        .into_function()?;
+    let env = lua.create_table()?;
+    env.set_metatable(Some(lua.named_registry_value::<Table>(crate::lua::sandbox::ENV_MT_KEY)?));
+    let previous = crate::lua::phase(lua);
+    lua.set_app_data(Phase::Library);
+    let restore = lua.create_function(move |lua, ()| {
+        lua.set_app_data(previous);
+        Ok(())
+    })?;
+    (chunk, env, restore).into_lua_multi(lua)
 }
 
 fn build(lua: &Lua, name: &str) -> mlua::Result<Table> {
