@@ -80,6 +80,9 @@ pub enum RunError {
 pub struct LuaHost {
     shared: Arc<Shared>,
     flows: Vec<FlowSource>,
+    /// Per flow, the routes its top level registered at start-up, by ordinal: a state that
+    /// runs the top level again must find the same ones.
+    flow_routes: Vec<Vec<(String, String)>>,
     routes: RouteTable,
     pool: Mutex<Vec<Vm>>,
     hooks: Arc<HookSources>,
@@ -127,6 +130,7 @@ impl LuaHost {
             pool_size: cfg.pool_size,
             shared,
             flows,
+            flow_routes: Vec::new(),
             routes: RouteTable::default(),
             pool: Mutex::new(Vec::new()),
         };
@@ -146,6 +150,7 @@ impl LuaHost {
             if HOOK_FLOWS.contains(&name.as_str()) && !matches!(returned, Value::Function(_)) {
                 return Err(load_err(format!("a hook flow must return a function (it returned {})", returned.type_name())));
             }
+            host.flow_routes.push(handlers.iter().map(|(m, p, _)| (m.clone(), p.clone())).collect());
             for (ordinal, (method, path, _)) in handlers.into_iter().enumerate() {
                 let pattern = flows::PathPattern::parse(&path).map_err(load_err)?;
                 if matches!(path.as_str(), "/healthz" | "/readyz") {
@@ -226,16 +231,46 @@ impl LuaHost {
         }
     }
 
-    /// Re-runs the flow's top level in a fresh environment and calls the wanted handler, both
-    /// inside one Lua thread (the state's runner), so a request costs one async call.
+    /// Runs a flow's top level once in this state (phase load, its own fresh environment) and
+    /// keeps its handlers if they reach no mutable state (see `Vm::cache_handlers`).
+    async fn load_handlers(&self, vm: &mut Vm, index: usize) -> mlua::Result<()> {
+        let flow = &self.flows[index];
+        let chunk = vm.chunk(index, &flow.name, &flow.source)?;
+        let env = vm.fresh_env()?;
+        vm.freeze(&env)?;
+        vm.set_phase(Phase::Load);
+        vm.lua.set_app_data(RouteCollector::default());
+        let ran = vm.call::<Value>(chunk, env).await;
+        let collected = vm.lua.remove_app_data::<RouteCollector>().map(|c| c.0).unwrap_or_default();
+        ran?;
+        let same = collected.len() == self.flow_routes[index].len()
+            && collected.iter().zip(&self.flow_routes[index]).all(|((m, p, _), (m0, p0))| m == m0 && p == p0);
+        if !same {
+            return Err(mlua::Error::runtime(format!(
+                "flow {} registered different routes than at start-up; routes must not depend on the request",
+                flow.name
+            )));
+        }
+        vm.cache_handlers(index, collected.into_iter().map(|(_, _, f)| f).collect())
+    }
+
+    /// Calls the wanted handler inside one Lua thread, so a request costs one async call: a
+    /// handler the state keeps from its one run of the flow's top level, or, for a flow whose
+    /// handlers reach mutable state, the handler of a re-run of the top level in a fresh
+    /// environment (the state's runner).
     async fn call_handler(&self, vm: &mut Vm, entry: &RouteEntry, req: FlowRequest) -> mlua::Result<FlowResponse> {
         let flow = &self.flows[entry.flow];
-        let chunk = vm.chunk(entry.flow, &flow.name, &flow.source)?;
-        vm.set_phase(Phase::Load);
+        let kept = match vm.handlers(entry.flow) {
+            Some(kept) => kept,
+            None => {
+                self.load_handlers(vm, entry.flow).await?;
+                vm.handlers(entry.flow).flatten()
+            }
+        };
         let lua = vm.lua.clone();
         let (method, path) = (lua.create_string(&req.method)?, lua.create_string(&req.path)?);
         lua.set_app_data(RequestRun {
-            request: req,
+            request: Arc::new(req),
             ordinal: entry.ordinal,
             method: entry.method.clone(),
             path: entry.pattern.text.clone(),
@@ -245,7 +280,32 @@ impl LuaHost {
             cookies: Vec::new(),
             session: None,
         });
-        let ret = vm.run_request(chunk, method, path).await;
+        let ret = match kept {
+            Some(handlers) => {
+                vm.set_phase(Phase::Request);
+                match vm.run_cached(handlers, entry.ordinal, method, path).await {
+                    Ok((value, unchanged)) => {
+                        if !unchanged {
+                            // The handler assigned an upvalue: what it stored must not reach the
+                            // next request, so this flow re-runs its top level from now on.
+                            tracing::debug!(flow = %flow.name, "a handler assigned an upvalue; its flow re-runs per request in this state");
+                            vm.drop_handlers(entry.flow, true);
+                        }
+                        Ok(value)
+                    }
+                    Err(e) => {
+                        // It may have assigned one before failing: load afresh next time.
+                        vm.drop_handlers(entry.flow, false);
+                        Err(e)
+                    }
+                }
+            }
+            None => {
+                let chunk = vm.chunk(entry.flow, &flow.name, &flow.source)?;
+                vm.set_phase(Phase::Load);
+                vm.run_request(chunk, method, path).await
+            }
+        };
         let run = lua.remove_app_data::<RequestRun>();
         let mut resp = crate::stdlib::http::response_from(&lua, ret?)?;
         // Cookies the stdlib set while serving (a new session, a CSRF cookie) go on whatever
