@@ -5,9 +5,12 @@
 //! while a fresh environment table costs a fraction of one and a re-run of a flow's top level
 //! about one. So states are kept in a pool and each one compiles each flow once; a request
 //! takes a state from the pool (or builds one when none is idle, so a request never waits on
-//! another's Lua), runs the flow's chunk in a fresh environment to get fresh handler closures,
-//! calls the handler, and puts the state back. No value set by one request can be seen by the
-//! next.
+//! another's Lua), calls the handler, and puts the state back. The handler is one the state
+//! made by running the flow's top level once, when a scan shows that nothing it reaches can
+//! change in place and a check after each request shows it assigned none of its upvalues;
+//! otherwise the flow's chunk runs again in a fresh environment for the request, to get fresh
+//! handler closures (`sandbox::Vm::cache_handlers`, ARCHITECTURE.md "Lua states"). No value set
+//! by one request can be seen by the next.
 
 pub mod flows;
 pub mod patterns;

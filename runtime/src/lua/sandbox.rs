@@ -1,8 +1,9 @@
 //! One Lua state (a [`Vm`]) and the sandbox every chunk in it runs under.
 //!
 //! The sandbox is an allow-list (Redis's `script_lua.c` idea): a chunk never sees the real
-//! globals, only a fresh environment table per request whose misses fall through to a shared,
-//! read-only table of allowed names. Reading or writing an undeclared global raises. Standard
+//! globals, only a fresh environment table per run of its top level (once per state, or per
+//! request for a flow whose handlers are not kept: see [`SCAN`]) whose misses fall through to a
+//! shared, read-only table of allowed names. Reading or writing an undeclared global raises. Standard
 //! library tables are read-only proxies, the string metatable is hidden, and `pcall`/`xpcall`
 //! are wrapped so that a flow cannot swallow the error that stops it when its budget is spent.
 
@@ -119,11 +120,16 @@ end
 /// comparing every reached upvalue with its value here. Returns the handlers with that
 /// snapshot, or nil (any other table, userdata: the flow re-runs its top level per request).
 /// A Rust function's upvalues are named "" by `debug.getupvalue`: its state is the engine's.
+/// So is that of an async Rust function, which mlua wraps in a Lua chunk named
+/// `__mlua_async_poll` (its `_ENV` upvalue is a private table of mlua's); a flow cannot forge
+/// a function with that source, as it cannot load code.
 const SCAN: &str = r#"
-local getupvalue, type, frozen = ...
+local getupvalue, getinfo, type, frozen = ...
 local function scan(f, seen, snap)
   if seen[f] then return true end
   seen[f] = true
+  local source = getinfo(f, "S").source
+  if source == "__mlua_async_poll" or source == "=__mlua_async_poll" then return true end
   local i = 1
   while true do
     local name, v = getupvalue(f, i)
@@ -207,15 +213,16 @@ pub struct Vm {
 impl Vm {
     pub fn new(shared: Arc<Shared>, memory_limit: usize) -> mlua::Result<Vm> {
         // SAFETY: the debug library is unsafe only in the hands of Lua code; it is removed from
-        // the globals below, before any chunk runs, and only `debug.getupvalue` (which reads)
-        // is kept, held by the engine's own SCAN and CACHED_RUNNER functions.
+        // the globals below, before any chunk runs, and only `debug.getupvalue` and
+        // `debug.getinfo` (which only read) are kept, held by the engine's SCAN and CACHED_RUNNER.
         let lua = unsafe {
             Lua::unsafe_new_with(
                 StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::OS | StdLib::DEBUG,
                 LuaOptions::new(),
             )
         };
-        let getupvalue: Function = lua.globals().raw_get::<Table>("debug")?.raw_get("getupvalue")?;
+        let debug: Table = lua.globals().raw_get("debug")?;
+        let (getupvalue, getinfo): (Function, Function) = (debug.raw_get("getupvalue")?, debug.raw_get("getinfo")?);
         lua.globals().raw_set("debug", Value::Nil)?;
         let frozen = lua.create_table()?;
         let weak = lua.create_table()?;
@@ -329,7 +336,7 @@ impl Vm {
             getupvalue.clone(),
             globals.raw_get::<Function>("rawequal")?,
         ))?;
-        let scan = lua.load(SCAN).set_name("=scan").call((getupvalue, globals.raw_get::<Function>("type")?, frozen))?;
+        let scan = lua.load(SCAN).set_name("=scan").call((getupvalue, getinfo, globals.raw_get::<Function>("type")?, frozen))?;
         let runner = lua.load(RUNNER).set_name("=runner").call((
             arm_budget,
             take_handler,
