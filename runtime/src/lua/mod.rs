@@ -407,3 +407,32 @@ impl<T: mlua::IntoLua> mlua::IntoLuaMulti for Outcome<T> {
 pub fn fail<T>(code: &str, message: impl std::fmt::Display) -> mlua::Result<Outcome<T>> {
     Ok(Outcome::Fail(format!("{code}: {message}")))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// The bundled flows a request hits most keep their handlers in each state (no top-level
+    /// re-run per request), and one with a file-level table does not.
+    #[tokio::test]
+    async fn which_bundled_flows_are_kept() {
+        let config = Config::from_toml_str("", None).expect("config");
+        let shared = Arc::new(Shared {
+            config: Arc::new(config),
+            templates: Templates::new(None),
+            db: None,
+            client: crate::server::http_client().expect("client"),
+            identity: None,
+        });
+        let host = LuaHost::new(shared).await.expect("host");
+        let mut vm = host.new_vm().expect("vm");
+        for (name, kept) in [("oidc.lua", true), ("hello.lua", true), ("login.lua", false)] {
+            let index = host.flows.iter().position(|f| f.name == name).expect(name);
+            vm.start_budget(Instant::now() + host.budget);
+            host.load_handlers(&mut vm, index).await.expect("load");
+            vm.stop_budget();
+            assert_eq!(matches!(vm.handlers(index), Some(Some(_))), kept, "{name}");
+        }
+    }
+}

@@ -121,15 +121,18 @@ end
 /// snapshot, or nil (any other table, userdata: the flow re-runs its top level per request).
 /// A Rust function's upvalues are named "" by `debug.getupvalue`: its state is the engine's.
 /// So is that of an async Rust function, which mlua wraps in a Lua chunk named
-/// `__mlua_async_poll` (its `_ENV` upvalue is a private table of mlua's); a flow cannot forge
-/// a function with that source, as it cannot load code.
+/// `__mlua_async_poll` (its `_ENV` upvalue is a private table of mlua's), loaded from mlua's
+/// chunk cache stripped after the first time (source `?`); a flow cannot make a function
+/// with either source, as it cannot load code (flows are `@flows/...`, the stdlib's own Lua
+/// `@stdlib/...`, the engine's chunks `=runner` and the like).
 const SCAN: &str = r#"
 local getupvalue, getinfo, type, frozen = ...
+local async_poll = { ["__mlua_async_poll"] = true, ["=__mlua_async_poll"] = true, ["=?"] = true, ["?"] = true }
 local function scan(f, seen, snap)
   if seen[f] then return true end
   seen[f] = true
-  local source = getinfo(f, "S").source
-  if source == "__mlua_async_poll" or source == "=__mlua_async_poll" then return true end
+  local info = getinfo(f, "S")
+  if info.what == "main" and async_poll[info.source] then return true end
   local i = 1
   while true do
     local name, v = getupvalue(f, i)
