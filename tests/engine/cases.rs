@@ -281,9 +281,43 @@ end)
 http.route("GET", "/auth/sb-phase", function(req)
   http.route("GET", "/auth/late", function() end)
 end)
+"#),
+    // Handlers that reach no table are kept by each Lua state across requests; assigning an
+    // upvalue (directly, through a file-level function, or before failing) must still not
+    // reach the next request.
+    ("keep_count.lua", r#"local http = require("assay.http")
+local count = 0
+local function bump() count = count + 1; return count end
+http.route("GET", "/auth/keep/count", function(req) return http.text(tostring(bump())) end)
+"#),
+    ("keep_last.lua", r#"local http = require("assay.http")
+local last = "none"
+http.route("GET", "/auth/keep/last", function(req)
+  local prev = last
+  last = req.query.v
+  return http.text(prev)
+end)
+"#),
+    ("keep_fail.lua", r#"local http = require("assay.http")
+local n = 0
+http.route("GET", "/auth/keep/fail", function(req)
+  n = n + 1
+  if req.query.fail then error("failing on purpose") end
+  return http.text(tostring(n))
+end)
 "#)]);
     let e = Setup::new(&db).flows(&format!("dir = \"{}\"", flows.display())).start().await;
     let c = client();
+    let text = |path: String| {
+        let c = c.clone();
+        async move { c.get(path).send().await.expect("get").text().await.expect("text") }
+    };
+    for i in 0..5 {
+        assert_eq!(text(e.at("/auth/keep/count")).await, "1", "a file-level local leaked (request {i})");
+        assert_eq!(text(e.at(&format!("/auth/keep/last?v=secret{i}"))).await, "none", "a request's value reached the next");
+        assert_eq!(c.get(e.at("/auth/keep/fail?fail=1")).send().await.expect("get").status(), 500);
+        assert_eq!(text(e.at("/auth/keep/fail")).await, "1", "a failed request's assignment leaked");
+    }
     for what in ["io", "os_execute", "load", "dofile", "debug", "package", "rawset", "global", "string_mt", "patch_stdlib", "patch_string", "require_other"] {
         let r = c.get(e.at(&format!("/auth/sb/{what}"))).send().await.expect("get");
         let status = r.status();

@@ -5,9 +5,12 @@
 //! while a fresh environment table costs a fraction of one and a re-run of a flow's top level
 //! about one. So states are kept in a pool and each one compiles each flow once; a request
 //! takes a state from the pool (or builds one when none is idle, so a request never waits on
-//! another's Lua), runs the flow's chunk in a fresh environment to get fresh handler closures,
-//! calls the handler, and puts the state back. No value set by one request can be seen by the
-//! next.
+//! another's Lua), calls the handler, and puts the state back. The handler is one the state
+//! made by running the flow's top level once, when a scan shows that nothing it reaches can
+//! change in place and a check after each request shows it assigned none of its upvalues;
+//! otherwise the flow's chunk runs again in a fresh environment for the request, to get fresh
+//! handler closures (`sandbox::Vm::cache_handlers`, ARCHITECTURE.md "Lua states"). No value set
+//! by one request can be seen by the next.
 
 pub mod flows;
 pub mod patterns;
@@ -92,6 +95,9 @@ pub enum RunError {
 pub struct LuaHost {
     shared: Arc<Shared>,
     flows: Vec<FlowSource>,
+    /// Per flow, the routes its top level registered at start-up, by ordinal: a state that
+    /// runs the top level again must find the same ones.
+    flow_routes: Vec<Vec<(String, String)>>,
     routes: RouteTable,
     pool: Mutex<Vec<Vm>>,
     hooks: Arc<HookSources>,
@@ -141,6 +147,7 @@ impl LuaHost {
             pool_size: cfg.pool_size,
             shared,
             flows,
+            flow_routes: Vec::new(),
             routes: RouteTable::default(),
             pool: Mutex::new(Vec::new()),
         };
@@ -168,6 +175,7 @@ impl LuaHost {
             if HOOK_FLOWS.contains(&name.as_str()) && !matches!(returned, Value::Function(_)) {
                 return Err(load_err(format!("a hook flow must return a function (it returned {})", returned.type_name())));
             }
+            host.flow_routes.push(handlers.iter().map(|(m, p, _)| (m.clone(), p.clone())).collect());
             for (ordinal, (method, path, _)) in handlers.into_iter().enumerate() {
                 let pattern = flows::PathPattern::parse(&path).map_err(load_err)?;
                 if matches!(path.as_str(), "/healthz" | "/readyz") {
@@ -249,16 +257,46 @@ impl LuaHost {
         }
     }
 
-    /// Re-runs the flow's top level in a fresh environment and calls the wanted handler, both
-    /// inside one Lua thread (the state's runner), so a request costs one async call.
+    /// Runs a flow's top level once in this state (phase load, its own fresh environment) and
+    /// keeps its handlers if they reach no mutable state (see `Vm::cache_handlers`).
+    async fn load_handlers(&self, vm: &mut Vm, index: usize) -> mlua::Result<()> {
+        let flow = &self.flows[index];
+        let chunk = vm.chunk(index, &flow.name, &flow.source)?;
+        let env = vm.fresh_env()?;
+        vm.freeze(&env)?;
+        vm.set_phase(Phase::Load);
+        vm.lua.set_app_data(RouteCollector::default());
+        let ran = vm.call::<Value>(chunk, env).await;
+        let collected = vm.lua.remove_app_data::<RouteCollector>().map(|c| c.0).unwrap_or_default();
+        ran?;
+        let same = collected.len() == self.flow_routes[index].len()
+            && collected.iter().zip(&self.flow_routes[index]).all(|((m, p, _), (m0, p0))| m == m0 && p == p0);
+        if !same {
+            return Err(mlua::Error::runtime(format!(
+                "flow {} registered different routes than at start-up; routes must not depend on the request",
+                flow.name
+            )));
+        }
+        vm.cache_handlers(index, collected.into_iter().map(|(_, _, f)| f).collect())
+    }
+
+    /// Calls the wanted handler inside one Lua thread, so a request costs one async call: a
+    /// handler the state keeps from its one run of the flow's top level, or, for a flow whose
+    /// handlers reach mutable state, the handler of a re-run of the top level in a fresh
+    /// environment (the state's runner).
     async fn call_handler(&self, vm: &mut Vm, entry: &RouteEntry, req: FlowRequest) -> mlua::Result<FlowResponse> {
         let flow = &self.flows[entry.flow];
-        let chunk = vm.chunk(entry.flow, &flow.name, &flow.source)?;
-        vm.set_phase(Phase::Load);
+        let kept = match vm.handlers(entry.flow) {
+            Some(kept) => kept,
+            None => {
+                self.load_handlers(vm, entry.flow).await?;
+                vm.handlers(entry.flow).flatten()
+            }
+        };
         let lua = vm.lua.clone();
         let (method, path) = (lua.create_string(&req.method)?, lua.create_string(&req.path)?);
         lua.set_app_data(RequestRun {
-            request: req,
+            request: Arc::new(req),
             ordinal: entry.ordinal,
             method: entry.method.clone(),
             path: entry.pattern.text.clone(),
@@ -268,7 +306,32 @@ impl LuaHost {
             cookies: Vec::new(),
             session: None,
         });
-        let ret = vm.run_request(chunk, method, path).await;
+        let ret = match kept {
+            Some(handlers) => {
+                vm.set_phase(Phase::Request);
+                match vm.run_cached(handlers, entry.ordinal, method, path).await {
+                    Ok((value, unchanged)) => {
+                        if !unchanged {
+                            // The handler assigned an upvalue: what it stored must not reach the
+                            // next request, so this flow re-runs its top level from now on.
+                            tracing::debug!(flow = %flow.name, "a handler assigned an upvalue; its flow re-runs per request in this state");
+                            vm.drop_handlers(entry.flow, true);
+                        }
+                        Ok(value)
+                    }
+                    Err(e) => {
+                        // It may have assigned one before failing: load afresh next time.
+                        vm.drop_handlers(entry.flow, false);
+                        Err(e)
+                    }
+                }
+            }
+            None => {
+                let chunk = vm.chunk(entry.flow, &flow.name, &flow.source)?;
+                vm.set_phase(Phase::Load);
+                vm.run_request(chunk, method, path).await
+            }
+        };
         let run = lua.remove_app_data::<RequestRun>();
         let mut resp = crate::stdlib::http::response_from(&lua, ret?)?;
         // Cookies the stdlib set while serving (a new session, a CSRF cookie) go on whatever
@@ -366,4 +429,33 @@ impl<T: mlua::IntoLua> mlua::IntoLuaMulti for Outcome<T> {
 /// `nil, "code: message"`.
 pub fn fail<T>(code: &str, message: impl std::fmt::Display) -> mlua::Result<Outcome<T>> {
     Ok(Outcome::Fail(format!("{code}: {message}")))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// The bundled flows a request hits most keep their handlers in each state (no top-level
+    /// re-run per request), and one with a file-level table does not.
+    #[tokio::test]
+    async fn which_bundled_flows_are_kept() {
+        let config = Config::from_toml_str("", None).expect("config");
+        let shared = Arc::new(Shared {
+            config: Arc::new(config),
+            templates: Templates::new(None),
+            db: None,
+            client: crate::server::http_client().expect("client"),
+            identity: None,
+        });
+        let host = LuaHost::new(shared).await.expect("host");
+        let mut vm = host.new_vm().expect("vm");
+        for (name, kept) in [("oidc.lua", true), ("hello.lua", true), ("login.lua", false)] {
+            let index = host.flows.iter().position(|f| f.name == name).expect(name);
+            vm.start_budget(Instant::now() + host.budget);
+            host.load_handlers(&mut vm, index).await.expect("load");
+            vm.stop_budget();
+            assert_eq!(matches!(vm.handlers(index), Some(Some(_))), kept, "{name}");
+        }
+    }
 }

@@ -98,11 +98,12 @@ pub fn bounded_pairs(input: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(input).take(MAX_PARAMS + 1).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
-/// What a state is serving right now: the request (read by the request table's lazy fields)
+/// What a state is serving right now: the request (read by the request table's lazy fields
+/// and, without a copy, by Rust endpoints such as `oidc.token`: they hold the `Arc`)
 /// and the handler its flow's top level must register as its `ordinal`-th route, which must
 /// still be `method` `path` (routes may not depend on the request).
 pub struct RequestRun {
-    pub request: FlowRequest,
+    pub request: std::sync::Arc<FlowRequest>,
     pub ordinal: usize,
     pub method: String,
     pub path: String,

@@ -1,8 +1,9 @@
 //! One Lua state (a [`Vm`]) and the sandbox every chunk in it runs under.
 //!
 //! The sandbox is an allow-list (Redis's `script_lua.c` idea): a chunk never sees the real
-//! globals, only a fresh environment table per request whose misses fall through to a shared,
-//! read-only table of allowed names. Reading or writing an undeclared global raises. Standard
+//! globals, only a fresh environment table per run of its top level (once per state, or per
+//! request for a flow whose handlers are not kept: see [`SCAN`]) whose misses fall through to a
+//! shared, read-only table of allowed names. Reading or writing an undeclared global raises. Standard
 //! library tables are read-only proxies, the string metatable is hidden, and `pcall`/`xpcall`
 //! are wrapped so that a flow cannot swallow the error that stops it when its budget is spent.
 
@@ -93,6 +94,76 @@ return function(chunk, method, path)
 end
 "#;
 
+/// Serves one request with a handler the state keeps (see [`Vm::cache_handlers`]): a new
+/// request table, the handler, then a check that no upvalue the handlers reach was assigned.
+/// `false` as the second result means one was: the caller throws the handlers away, so the
+/// next request of this state gets fresh ones and cannot see what this one stored.
+const CACHED_RUNNER: &str = r#"
+local arm_budget, request_mt, setmetatable, getupvalue, rawequal = ...
+return function(handlers, ordinal, method, path)
+  arm_budget()
+  local ret = handlers[ordinal](setmetatable({ method = method, path = path }, request_mt))
+  local snap = handlers.snap
+  for k = 1, handlers.n, 3 do
+    local _, v = getupvalue(snap[k], snap[k + 1])
+    if not rawequal(v, snap[k + 2]) then return ret, false end
+  end
+  return ret, true
+end
+"#;
+
+/// Decides whether a flow's handlers, made once by its top level, may serve every request of
+/// the state: yes when everything they reach through upvalues (transitively through Lua
+/// functions) is a value that cannot be changed in place (nil, boolean, number, string, a Rust
+/// function, a table known to be read-only). Then the only way a request could leave
+/// something for the next is assigning an upvalue, which [`CACHED_RUNNER`] detects by
+/// comparing every reached upvalue with its value here. Returns the handlers with that
+/// snapshot, or nil (any other table, userdata: the flow re-runs its top level per request).
+/// A Rust function's upvalues are named "" by `debug.getupvalue`: its state is the engine's.
+/// So is that of an async Rust function, which mlua wraps in a Lua chunk named
+/// `__mlua_async_poll` (its `_ENV` upvalue is a private table of mlua's), loaded from mlua's
+/// chunk cache stripped after the first time (source `?`); a flow cannot make a function
+/// with either source, as it cannot load code (flows are `@flows/...`, the stdlib's own Lua
+/// `@stdlib/...`, the engine's chunks `=runner` and the like).
+const SCAN: &str = r#"
+local getupvalue, getinfo, type, frozen = ...
+local async_poll = { ["__mlua_async_poll"] = true, ["=__mlua_async_poll"] = true, ["=?"] = true, ["?"] = true }
+local function scan(f, seen, snap)
+  if seen[f] then return true end
+  seen[f] = true
+  local info = getinfo(f, "S")
+  if info.what == "main" and async_poll[info.source] then return true end
+  local i = 1
+  while true do
+    local name, v = getupvalue(f, i)
+    if name == nil or name == "" then return true end
+    local t = type(v)
+    if t == "function" then
+      if not scan(v, seen, snap) then return false end
+    elseif t == "table" then
+      if not frozen[v] then return false end
+    elseif t ~= "nil" and t ~= "boolean" and t ~= "number" and t ~= "string" then
+      return false
+    end
+    local n = snap.n
+    snap[n + 1], snap[n + 2], snap[n + 3] = f, i, v
+    snap.n = n + 3
+    i = i + 1
+  end
+end
+return function(handlers)
+  local seen, snap = {}, { n = 0 }
+  for k = 1, #handlers do
+    if not scan(handlers[k], seen, snap) then return nil end
+  end
+  handlers.snap, handlers.n = snap, snap.n
+  return handlers
+end
+"#;
+
+/// Where the weak-keyed set of read-only tables (stdlib proxies, load environments) lives.
+const FROZEN_KEY: &str = "assay.frozen";
+
 /// Runs any function under the budget (see [`Vm::call`]).
 const BUDGETED: &str = r#"
 local arm_budget = ...
@@ -138,14 +209,33 @@ pub struct Vm {
     budget_exceeded: Arc<AtomicBool>,
     /// Compiled chunks by flow index: each flow is compiled once per state.
     chunks: HashMap<usize, Function>,
+    cached_runner: Function,
+    scan: Function,
+    /// Per flow index, what its top level registered when this state ran it once: the handlers
+    /// (a sequence by ordinal, with their upvalue snapshot), or `None` when they reach mutable
+    /// state and the flow must re-run its top level for every request.
+    handlers: HashMap<usize, Option<Table>>,
 }
 
 impl Vm {
     pub fn new(shared: Arc<Shared>, memory_limit: usize) -> mlua::Result<Vm> {
-        let lua = Lua::new_with(
-            StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::OS,
-            LuaOptions::new(),
-        )?;
+        // SAFETY: the debug library is unsafe only in the hands of Lua code; it is removed from
+        // the globals below, before any chunk runs, and only `debug.getupvalue` and
+        // `debug.getinfo` (which only read) are kept, held by the engine's SCAN and CACHED_RUNNER.
+        let lua = unsafe {
+            Lua::unsafe_new_with(
+                StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::OS | StdLib::DEBUG,
+                LuaOptions::new(),
+            )
+        };
+        let debug: Table = lua.globals().raw_get("debug")?;
+        let (getupvalue, getinfo): (Function, Function) = (debug.raw_get("getupvalue")?, debug.raw_get("getinfo")?);
+        lua.globals().raw_set("debug", Value::Nil)?;
+        let frozen = lua.create_table()?;
+        let weak = lua.create_table()?;
+        weak.raw_set("__mode", "k")?;
+        frozen.set_metatable(Some(weak));
+        lua.set_named_registry_value(FROZEN_KEY, frozen.clone())?;
         lua.set_memory_limit(memory_limit)?;
         // Pattern functions the budget can stop, and no `string.dump` (see strfns.rs).
         super::strfns::install(&lua)?;
@@ -249,6 +339,14 @@ impl Vm {
             globals.raw_get::<Function>("error")?,
         ))?;
         lua.set_named_registry_value(HOOK_RUNNER_KEY, hook_runner)?;
+        let cached_runner = lua.load(CACHED_RUNNER).set_name("=cached_runner").call((
+            arm_budget.clone(),
+            request_mt.clone(),
+            globals.raw_get::<Function>("setmetatable")?,
+            getupvalue.clone(),
+            globals.raw_get::<Function>("rawequal")?,
+        ))?;
+        let scan = lua.load(SCAN).set_name("=scan").call((getupvalue, getinfo, globals.raw_get::<Function>("type")?, frozen))?;
         let runner = lua.load(RUNNER).set_name("=runner").call((
             arm_budget,
             take_handler,
@@ -257,7 +355,18 @@ impl Vm {
             globals.raw_get::<Function>("setmetatable")?,
         ))?;
 
-        Ok(Vm { lua, runner, budgeted, require, env_mt, budget_exceeded: exceeded, chunks: HashMap::new() })
+        Ok(Vm {
+            lua,
+            runner,
+            budgeted,
+            require,
+            env_mt,
+            budget_exceeded: exceeded,
+            chunks: HashMap::new(),
+            cached_runner,
+            scan,
+            handlers: HashMap::new(),
+        })
     }
 
     /// Calls `f` under the run budget, as an async call (so it may await stdlib I/O).
@@ -276,6 +385,42 @@ impl Vm {
     /// Serves one request with [`RUNNER`]: the flow's top level, then its wanted handler.
     pub async fn run_request(&self, chunk: Function, method: mlua::String, path: mlua::String) -> mlua::Result<Value> {
         self.runner.call_async((chunk, method, path)).await
+    }
+
+    /// What this state knows of a flow's handlers: nothing yet (`None`), handlers it keeps
+    /// (`Some(Some(_))`), or that the flow re-runs its top level per request (`Some(None)`).
+    pub fn handlers(&self, index: usize) -> Option<Option<Table>> {
+        self.handlers.get(&index).cloned()
+    }
+
+    /// Keeps the handlers a run of the flow's top level registered (by ordinal) if they reach no
+    /// mutable state (see [`SCAN`]); otherwise notes that the flow re-runs per request.
+    pub fn cache_handlers(&mut self, index: usize, handlers: Vec<Function>) -> mlua::Result<()> {
+        let seq = self.lua.create_sequence_from(handlers)?;
+        let kept: Option<Table> = self.scan.call(seq)?;
+        self.handlers.insert(index, kept);
+        Ok(())
+    }
+
+    /// Forgets a flow's handlers; `rerun` says whether the flow should re-run its top level per
+    /// request from now on (it assigned an upvalue) or be loaded again (a request failed).
+    pub fn drop_handlers(&mut self, index: usize, rerun: bool) {
+        if rerun {
+            self.handlers.insert(index, None);
+        } else {
+            self.handlers.remove(&index);
+        }
+    }
+
+    /// Serves one request with a kept handler ([`CACHED_RUNNER`]); `ordinal` counts from 0.
+    /// The flag is false when the handler assigned an upvalue: drop the handlers.
+    pub async fn run_cached(&self, handlers: Table, ordinal: usize, method: mlua::String, path: mlua::String) -> mlua::Result<(Value, bool)> {
+        self.cached_runner.call_async((handlers, ordinal + 1, method, path)).await
+    }
+
+    /// Marks a table as read-only for [`SCAN`] (its writes raise and its metatable is locked).
+    pub fn freeze(&self, t: &Table) -> mlua::Result<()> {
+        self.lua.named_registry_value::<Table>(FROZEN_KEY)?.raw_set(t.clone(), true)
     }
 
     /// A fresh global environment: nothing a previous run set is visible in it.
@@ -357,6 +502,9 @@ pub fn read_only(lua: &Lua, target: Table, name: &str) -> mlua::Result<Table> {
     )?;
     mt.raw_set("__metatable", false)?;
     proxy.set_metatable(Some(mt));
+    if let Ok(frozen) = lua.named_registry_value::<Table>(FROZEN_KEY) {
+        frozen.raw_set(proxy.clone(), true)?;
+    }
     Ok(proxy)
 }
 

@@ -22,8 +22,10 @@ fn body(lua: &Lua, function: &str, v: Value) -> mlua::Result<serde_json::Value> 
     super::json::to_json(lua, v).map_err(|e| mlua::Error::runtime(format!("{function}: {e}")))
 }
 
-/// The request being served (a copy: the identity calls await, and the original stays put).
-fn request(lua: &Lua, function: &str) -> mlua::Result<FlowRequest> {
+/// The request being served, shared rather than copied: the identity calls await (so no borrow
+/// of the state's app data may be held across them), and an `Arc` costs a count, not a copy of
+/// the headers and strings.
+fn request(lua: &Lua, function: &str) -> mlua::Result<Arc<FlowRequest>> {
     lua.app_data_ref::<RequestRun>()
         .map(|r| r.request.clone())
         .ok_or_else(|| mlua::Error::runtime(format!("{function} needs a request being served")))
