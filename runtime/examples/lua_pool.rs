@@ -428,20 +428,11 @@ fn main() -> Res<()> {
 
     // Report.
     let mut out = String::new();
-    out.push_str(&format!(
-        "\nLua state micro-benchmark ({} timed rounds per operation, after a warm-up round)\n\n",
-        b.rounds
-    ));
+    out.push_str(&format!("\nLua state micro-benchmark ({} timed rounds per operation, after a warm-up round)\n\n", b.rounds));
     out.push_str(&format!("| {:<58} | {:>9} | {:>12} | {:>12} |\n", "operation", "iters", "median/op", "best/op"));
     out.push_str(&format!("|{:-<60}|{:->11}|{:->14}|{:->14}|\n", "", ":", ":", ":"));
     for r in &b.rows {
-        out.push_str(&format!(
-            "| {:<58} | {:>9} | {:>12} | {:>12} |\n",
-            r.name,
-            r.iters,
-            fmt_ns(r.median()),
-            fmt_ns(r.best())
-        ));
+        out.push_str(&format!("| {:<58} | {:>9} | {:>12} | {:>12} |\n", r.name, r.iters, fmt_ns(r.median()), fmt_ns(r.best())));
     }
     let get = |prefix: &str| b.rows.iter().find(|r| r.name.starts_with(prefix)).map(Row::median).unwrap_or(f64::NAN);
     let new_vm = get("Vm::new (state");

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use crate::config::Config;
-use crate::storage::{ensure_data_dir, Db, StorageError};
 use crate::crypto::{random_token, sha256_hex};
 use crate::secret_file::write_secret;
+use crate::storage::{ensure_data_dir, Db, StorageError};
 
 /// The name of the generated key's row; at most one exists.
 const BOOTSTRAP_KEY: &str = "bootstrap";
@@ -33,9 +33,8 @@ pub async fn ensure_admin_key(config: &Config, db: &Db) -> Result<Option<PathBuf
         return Ok(None); // generated at an earlier start, or by another engine just now
     }
     let path = config.backend.data_dir.join("admin-key");
-    let written = ensure_data_dir(&config.backend.data_dir)
-        .map_err(|e| std::io::Error::other(e.to_string()))
-        .and_then(|_| write_secret(&path, &key));
+    let written =
+        ensure_data_dir(&config.backend.data_dir).map_err(|e| std::io::Error::other(e.to_string())).and_then(|_| write_secret(&path, &key));
     if let Err(e) = written {
         // Without the file nobody could ever use the key: forget it so the next start retries.
         let _ = db.delete_admin_key(&id).await;
@@ -43,4 +42,3 @@ pub async fn ensure_admin_key(config: &Config, db: &Db) -> Result<Option<PathBuf
     }
     Ok(Some(path))
 }
-

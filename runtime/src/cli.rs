@@ -218,7 +218,14 @@ async fn keys_command(identity: &crate::identity::Identity, action: KeysAction) 
     match action {
         KeysAction::List => {
             for k in identity.signing_keys().await? {
-                println!("{}\t{}\t{}\tcreated {}{}", k.kid, k.alg, k.status, k.created_at, k.retired_at.map(|r| format!(", retired {r}")).unwrap_or_default());
+                println!(
+                    "{}\t{}\t{}\tcreated {}{}",
+                    k.kid,
+                    k.alg,
+                    k.status,
+                    k.created_at,
+                    k.retired_at.map(|r| format!(", retired {r}")).unwrap_or_default()
+                );
             }
         }
         KeysAction::Rotate { alg } => {
@@ -263,21 +270,23 @@ fn config_summary(c: &Config) -> String {
     line(format!("  auth.issuer            = {}", c.auth.issuer));
     line(format!("  auth.admin_api_keys    = {} configured", c.auth.admin_api_keys.len()));
     line(format!("  auto_enable_modules    = {:?}", c.auto_enable_modules));
-    line(format!("  flows.dir              = {}", c.flows.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(bundled only)".into())));
-    line(format!("  templates.dir          = {}", c.templates.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(bundled only)".into())));
+    line(format!(
+        "  flows.dir              = {}",
+        c.flows.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(bundled only)".into())
+    ));
+    line(format!(
+        "  templates.dir          = {}",
+        c.templates.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(bundled only)".into())
+    ));
     out
 }
 
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log.level)).unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

@@ -67,8 +67,7 @@ pub fn expand_env(raw: &str) -> Result<String, String> {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("`${{{name}}}` is not a valid environment variable name"));
             }
-            let value = std::env::var(name)
-                .map_err(|_| format!("environment variable `{name}` is not set"))?;
+            let value = std::env::var(name).map_err(|_| format!("environment variable `{name}` is not set"))?;
             out.push_str(&value);
             rest = &body[end + 1..];
         } else {
@@ -102,7 +101,6 @@ pub enum LogFormat {
     Text,
     Json,
 }
-
 
 // ---- secrets ----
 
@@ -761,11 +759,7 @@ impl Config {
                     ))
                 }
                 Some(u) if !(u.expose().starts_with("postgres://") || u.expose().starts_with("postgresql://")) => {
-                    return Err(at(
-                        backend_span,
-                        "backend.url",
-                        "must be a postgres:// or postgresql:// URL".into(),
-                    ))
+                    return Err(at(backend_span, "backend.url", "must be a postgres:// or postgresql:// URL".into()))
                 }
                 Some(_) => {}
             }
@@ -791,15 +785,15 @@ impl Config {
                 }
             }
             if op.refresh_grace_secs > 300 {
-                return Err(at(None, "auth.oidc_provider.refresh_grace_secs", "must be at most 300: a grace window is for concurrent refreshes, not a second lifetime".into()));
+                return Err(at(
+                    None,
+                    "auth.oidc_provider.refresh_grace_secs",
+                    "must be at most 300: a grace window is for concurrent refreshes, not a second lifetime".into(),
+                ));
             }
         }
         if auth.admin_api_keys.iter().any(|k| k.expose().len() < 16) {
-            return Err(at(
-                None,
-                "auth.admin_api_keys",
-                "every key must be at least 16 characters".into(),
-            ));
+            return Err(at(None, "auth.admin_api_keys", "every key must be at least 16 characters".into()));
         }
 
         let mut flows = raw.flows.resolve(&at)?;
@@ -807,34 +801,17 @@ impl Config {
         flows.memory_limit_mb = flows.memory_limit_mb.max(1);
         let templates = raw.templates.resolve(&at)?;
         let log = raw.log.resolve(&at)?;
-        let modules = take_key::<Vec<String>>(
-            raw.auto_enable_modules,
-            <Vec<String>>::from_raw,
-            AUTO_ENABLE_MODULES.default,
-            &at,
-            &|| AUTO_ENABLE_MODULES.name.to_string(),
-        )?
+        let modules = take_key::<Vec<String>>(raw.auto_enable_modules, <Vec<String>>::from_raw, AUTO_ENABLE_MODULES.default, &at, &|| {
+            AUTO_ENABLE_MODULES.name.to_string()
+        })?
         .unwrap_or_default();
         for m in &modules {
             if !crate::modules::is_known(m) {
-                return Err(at(
-                    None,
-                    "auto_enable_modules",
-                    format!("unknown module {m:?} (known: {})", crate::modules::KNOWN.join(", ")),
-                ));
+                return Err(at(None, "auto_enable_modules", format!("unknown module {m:?} (known: {})", crate::modules::KNOWN.join(", "))));
             }
         }
 
-        Ok(Config {
-            source: path.map(Path::to_path_buf),
-            auto_enable_modules: modules,
-            server,
-            backend,
-            auth,
-            flows,
-            templates,
-            log,
-        })
+        Ok(Config { source: path.map(Path::to_path_buf), auto_enable_modules: modules, server, backend, auth, flows, templates, log })
     }
 
     /// True when cookies must carry `Secure`.
@@ -948,7 +925,10 @@ impl RawBruteForce {
 
 fn check_brute_force(c: &BruteForceConfig) -> Result<(), (String, String)> {
     if c.recovery_per_ip == 0 || c.mails_per_address == 0 || c.registration_per_ip == 0 {
-        return Err(("auth.brute_force.recovery_per_ip".into(), "recovery_per_ip, mails_per_address and registration_per_ip must be positive".into()));
+        return Err((
+            "auth.brute_force.recovery_per_ip".into(),
+            "recovery_per_ip, mails_per_address and registration_per_ip must be positive".into(),
+        ));
     }
     if c.max_failures == 0 || c.free_failures >= c.max_failures {
         return Err(("auth.brute_force.max_failures".into(), "must be greater than free_failures".into()));
@@ -989,8 +969,7 @@ fn unreachable_config(e: ConfigError) -> ! {
 }
 
 fn parse_bind(s: &str) -> Result<SocketAddr, String> {
-    s.parse::<SocketAddr>()
-        .map_err(|_| format!("{s:?} is not an address of the form HOST:PORT (for example 0.0.0.0:3000)"))
+    s.parse::<SocketAddr>().map_err(|_| format!("{s:?} is not an address of the form HOST:PORT (for example 0.0.0.0:3000)"))
 }
 
 fn parse_base_url(s: &str) -> Result<Url, String> {
@@ -1046,16 +1025,10 @@ fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     } else {
         trimmed.split('=').next().map(|k| k.trim().trim_matches('"').to_string()).filter(|k| !k.is_empty())
     };
-    let missing = reason
-        .strip_prefix("missing field `")
-        .and_then(|r| r.split('`').next())
-        .map(str::to_string);
+    let missing = reason.strip_prefix("missing field `").and_then(|r| r.split('`').next()).map(str::to_string);
     let (key, line) = if let Some(field) = missing {
-        let base = if trimmed.starts_with('[') {
-            Some(trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string())
-        } else {
-            table.clone()
-        };
+        let base =
+            if trimmed.starts_with('[') { Some(trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string()) } else { table.clone() };
         (Some(join_key(base.as_deref(), &field)), Some(line_no))
     } else {
         (key_here.map(|k| join_key(table.as_deref(), &k)), Some(line_no))
@@ -1157,9 +1130,15 @@ pub(crate) mod tests {
 
     #[test]
     fn trusted_proxies_and_forwarded_header() {
-        let c = Config::from_toml_str("[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\"]\nforwarded_header = \"forwarded\"\n", None);
+        let c = Config::from_toml_str(
+            "[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\"]\nforwarded_header = \"forwarded\"\n",
+            None,
+        );
         let c = c.map_err(|e| e.to_string());
-        assert!(c.as_ref().is_ok_and(|c| c.server.trusted_proxies.len() == 3 && c.server.forwarded_header == ForwardedHeader::Forwarded), "{c:?}");
+        assert!(
+            c.as_ref().is_ok_and(|c| c.server.trusted_proxies.len() == 3 && c.server.forwarded_header == ForwardedHeader::Forwarded),
+            "{c:?}"
+        );
         assert!(Config::defaults().server.trusted_proxies.is_empty());
         assert_eq!(Config::defaults().server.forwarded_header, ForwardedHeader::XForwardedFor);
         let e = Config::from_toml_str("[server]\n\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n", None).err();
@@ -1174,9 +1153,16 @@ pub(crate) mod tests {
     #[test]
     fn hsts_only_over_https() {
         assert_eq!(Config::defaults().hsts(), None);
-        let https = |extra: &str| Config::from_toml_str(&format!("[server]\npublic_url = \"https://id.example.com\"\n{extra}"), None).map(|c| c.hsts()).map_err(|e| e.to_string());
+        let https = |extra: &str| {
+            Config::from_toml_str(&format!("[server]\npublic_url = \"https://id.example.com\"\n{extra}"), None)
+                .map(|c| c.hsts())
+                .map_err(|e| e.to_string())
+        };
         assert_eq!(https("").ok().flatten().as_deref(), Some("max-age=31536000"));
-        assert_eq!(https("hsts_max_age_secs = 600\nhsts_include_subdomains = true\n").ok().flatten().as_deref(), Some("max-age=600; includeSubDomains"));
+        assert_eq!(
+            https("hsts_max_age_secs = 600\nhsts_include_subdomains = true\n").ok().flatten().as_deref(),
+            Some("max-age=600; includeSubDomains")
+        );
         assert_eq!(https("hsts_max_age_secs = 0\n").ok().flatten(), None);
         assert!(https("hsts_max_age_secs = 999999999999\n").is_err());
     }
@@ -1225,7 +1211,10 @@ password = "smtp-password-31337"
         assert_eq!(format!("{}", Secret::new("x")), "***");
         assert_eq!(c.auth.master_key.as_ref().map(Secret::expose), Some("master-key-0123456789abcdef0123456789abcdef"));
         assert_eq!(c.auth.password.pepper.as_ref().map(Secret::expose), Some("pepper-0123456789abcdef"));
-        assert_eq!(c.auth.admin_api_keys.iter().map(Secret::expose).collect::<Vec<_>>(), ["admin-key-0123456789-alpha", "admin-key-0123456789-beta"]);
+        assert_eq!(
+            c.auth.admin_api_keys.iter().map(Secret::expose).collect::<Vec<_>>(),
+            ["admin-key-0123456789-alpha", "admin-key-0123456789-beta"]
+        );
         assert_eq!(c.auth.smtp.as_ref().and_then(|s| s.password.as_ref()).map(Secret::expose), Some("smtp-password-31337"));
     }
 
@@ -1281,7 +1270,11 @@ password = "smtp-password-31337"
         for line in text.lines().map(str::trim) {
             let commented = line.starts_with('#');
             let body = line.trim_start_matches('#').trim();
-            if body.starts_with('[') && body.ends_with(']') && !body.starts_with("[[") && body[1..body.len() - 1].chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.') {
+            if body.starts_with('[')
+                && body.ends_with(']')
+                && !body.starts_with("[[")
+                && body[1..body.len() - 1].chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+            {
                 section = body[1..body.len() - 1].to_string();
                 comments.clear();
                 continue;
@@ -1315,9 +1308,8 @@ password = "smtp-password-31337"
     fn example_matches_the_declarations() {
         let text = include_str!("../../engine.toml.example");
         let found = example_keys(text);
-        let declared = |table: &str, key: &str| {
-            SECTIONS.iter().find(|(t, _)| *t == table).and_then(|(_, keys)| keys.iter().find(|k| k.name == key))
-        };
+        let declared =
+            |table: &str, key: &str| SECTIONS.iter().find(|(t, _)| *t == table).and_then(|(_, keys)| keys.iter().find(|k| k.name == key));
         let mut stated = 0;
         for (table, key, value, comments) in &found {
             let Some(spec) = declared(table, key) else {
@@ -1325,20 +1317,32 @@ password = "smtp-password-31337"
             };
             let Some(default) = spec.default else { continue };
             if !value.contains("${") {
-                assert_eq!(toml_value(value), toml_value(default), "engine.toml.example shows [{table}] {key} = {value}, the default is {default}");
+                assert_eq!(
+                    toml_value(value),
+                    toml_value(default),
+                    "engine.toml.example shows [{table}] {key} = {value}, the default is {default}"
+                );
             }
             let joined = comments.join(" ");
             for (_, after) in joined.match_indices("Default ").map(|(i, _)| joined.split_at(i + "Default ".len())) {
                 let token = after.split_whitespace().next().unwrap_or_default().trim_end_matches(['.', ',', ';', ')']);
                 if let Some(v) = toml_value(token) {
-                    assert_eq!(Some(v), toml_value(default), "engine.toml.example says [{table}] {key} defaults to {token}, the declaration {default}");
+                    assert_eq!(
+                        Some(v),
+                        toml_value(default),
+                        "engine.toml.example says [{table}] {key} defaults to {token}, the declaration {default}"
+                    );
                     stated += 1;
                 }
             }
         }
         for (table, keys) in SECTIONS {
             for k in *keys {
-                assert!(found.iter().any(|(t, n, _, _)| t == table && n == k.name), "engine.toml.example does not document [{table}] {}", k.name);
+                assert!(
+                    found.iter().any(|(t, n, _, _)| t == table && n == k.name),
+                    "engine.toml.example does not document [{table}] {}",
+                    k.name
+                );
             }
         }
         assert!(stated > 20, "only {stated} defaults stated");
@@ -1352,10 +1356,7 @@ password = "smtp-password-31337"
     #[test]
     fn env_expansion() {
         std::env::set_var("ASSAY_CFG_TEST_HOST", "auth.example.com");
-        assert_eq!(
-            expand_env("https://${ASSAY_CFG_TEST_HOST}/x$$y").ok().as_deref(),
-            Some("https://auth.example.com/x$y")
-        );
+        assert_eq!(expand_env("https://${ASSAY_CFG_TEST_HOST}/x$$y").ok().as_deref(), Some("https://auth.example.com/x$y"));
         assert!(expand_env("${ASSAY_CFG_TEST_NOT_SET_ANYWHERE}").is_err());
     }
 }

@@ -23,10 +23,7 @@ pub fn is_known(name: &str) -> bool {
 /// `/readyz`) are always served.
 pub fn owner_of(path: &str) -> Option<&'static str> {
     const AUTH_PREFIXES: &[&str] = &["/auth", "/.well-known"];
-    AUTH_PREFIXES
-        .iter()
-        .any(|p| path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')))
-        .then_some("auth")
+    AUTH_PREFIXES.iter().any(|p| path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))).then_some("auth")
 }
 
 /// The set of enabled modules as last read from the database.

@@ -17,11 +17,10 @@ impl Cidr {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let net: IpAddr = addr.trim().parse().map_err(|_| {
-            format!(
-                "{s:?} is not an IP address or CIDR network (10.0.0.0/8, 2001:db8::/32, 127.0.0.1)"
-            )
-        })?;
+        let net: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR network (10.0.0.0/8, 2001:db8::/32, 127.0.0.1)"))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         let len = match len {
             None => max,
@@ -69,9 +68,7 @@ impl ForwardedHeader {
         match s.to_ascii_lowercase().as_str() {
             "x-forwarded-for" => Ok(ForwardedHeader::XForwardedFor),
             "forwarded" => Ok(ForwardedHeader::Forwarded),
-            _ => Err(format!(
-                "{s:?} must be \"x-forwarded-for\" or \"forwarded\""
-            )),
+            _ => Err(format!("{s:?} must be \"x-forwarded-for\" or \"forwarded\"")),
         }
     }
 }

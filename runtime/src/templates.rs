@@ -54,12 +54,7 @@ fn load(dir: Option<&Path>, name: &str) -> Result<Option<String>, minijinja::Err
         match std::fs::read_to_string(&path) {
             Ok(text) => return Ok(Some(text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(minijinja::Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("cannot read {}: {e}", path.display()),
-                ))
-            }
+            Err(e) => return Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("cannot read {}: {e}", path.display()))),
         }
     }
     Ok(BundledTemplates::get(name).map(|f| String::from_utf8_lossy(&f.data).into_owned()))

@@ -156,19 +156,29 @@ pub async fn example_config_loads(b: Backend) {
 /// new files add routes.
 pub async fn flow_and_template_override(b: Backend) {
     let db = TestDb::new(b).await;
-    let flows = write_dir(&db, "flows", &[
-        ("hello.lua", r#"local http = require("assay.http")
+    let flows = write_dir(
+        &db,
+        "flows",
+        &[
+            (
+                "hello.lua",
+                r#"local http = require("assay.http")
 local template = require("assay.template")
 http.route("GET", "/auth/hello", function(req)
   return http.html((template.render("hello.html", { name = "override" })))
 end)
-"#),
-        ("extra/added.lua", r#"local http = require("assay.http")
+"#,
+            ),
+            (
+                "extra/added.lua",
+                r#"local http = require("assay.http")
 http.route("GET", "/auth/added/{id}", function(req)
   return http.json({ id = req.params.id, q = req.query.q })
 end)
-"#),
-    ]);
+"#,
+            ),
+        ],
+    );
     let templates = write_dir(&db, "templates", &[("hello.html", "<p>custom {{ name }}</p>")]);
     let e = Setup::new(&db)
         .flows(&format!("dir = \"{}\"", flows.display()))
@@ -253,7 +263,13 @@ pub async fn lua_error_and_runaway(b: Backend) {
 /// The sandbox refuses what is not on its allow-list, and nothing leaks between requests.
 pub async fn sandbox(b: Backend) {
     let db = TestDb::new(b).await;
-    let flows = write_dir(&db, "flows", &[("sandbox.lua", r#"local http = require("assay.http")
+    let flows = write_dir(
+        &db,
+        "flows",
+        &[
+            (
+                "sandbox.lua",
+                r#"local http = require("assay.http")
 local attempts = {
   io = function() return io.open("/etc/passwd") end,
   os_execute = function() return os.execute("true") end,
@@ -281,31 +297,43 @@ end)
 http.route("GET", "/auth/sb-phase", function(req)
   http.route("GET", "/auth/late", function() end)
 end)
-"#),
-    // Handlers that reach no table are kept by each Lua state across requests; assigning an
-    // upvalue (directly, through a file-level function, or before failing) must still not
-    // reach the next request.
-    ("keep_count.lua", r#"local http = require("assay.http")
+"#,
+            ),
+            // Handlers that reach no table are kept by each Lua state across requests; assigning an
+            // upvalue (directly, through a file-level function, or before failing) must still not
+            // reach the next request.
+            (
+                "keep_count.lua",
+                r#"local http = require("assay.http")
 local count = 0
 local function bump() count = count + 1; return count end
 http.route("GET", "/auth/keep/count", function(req) return http.text(tostring(bump())) end)
-"#),
-    ("keep_last.lua", r#"local http = require("assay.http")
+"#,
+            ),
+            (
+                "keep_last.lua",
+                r#"local http = require("assay.http")
 local last = "none"
 http.route("GET", "/auth/keep/last", function(req)
   local prev = last
   last = req.query.v
   return http.text(prev)
 end)
-"#),
-    ("keep_fail.lua", r#"local http = require("assay.http")
+"#,
+            ),
+            (
+                "keep_fail.lua",
+                r#"local http = require("assay.http")
 local n = 0
 http.route("GET", "/auth/keep/fail", function(req)
   n = n + 1
   if req.query.fail then error("failing on purpose") end
   return http.text(tostring(n))
 end)
-"#)]);
+"#,
+            ),
+        ],
+    );
     let e = Setup::new(&db).flows(&format!("dir = \"{}\"", flows.display())).start().await;
     let c = client();
     let text = |path: String| {
@@ -318,7 +346,20 @@ end)
         assert_eq!(c.get(e.at("/auth/keep/fail?fail=1")).send().await.expect("get").status(), 500);
         assert_eq!(text(e.at("/auth/keep/fail")).await, "1", "a failed request's assignment leaked");
     }
-    for what in ["io", "os_execute", "load", "dofile", "debug", "package", "rawset", "global", "string_mt", "patch_stdlib", "patch_string", "require_other"] {
+    for what in [
+        "io",
+        "os_execute",
+        "load",
+        "dofile",
+        "debug",
+        "package",
+        "rawset",
+        "global",
+        "string_mt",
+        "patch_stdlib",
+        "patch_string",
+        "require_other",
+    ] {
         let r = c.get(e.at(&format!("/auth/sb/{what}"))).send().await.expect("get");
         let status = r.status();
         let body = r.text().await.expect("text");
@@ -407,7 +448,12 @@ pub async fn migrations_twice_and_concurrently(b: Backend) {
 /// Bodies over `max_body_bytes` get 413, declared or streamed.
 pub async fn body_limit(b: Backend) {
     let db = TestDb::new(b).await;
-    let flows = write_dir(&db, "flows", &[("echo.lua", r#"local http = require("assay.http")
+    let flows = write_dir(
+        &db,
+        "flows",
+        &[(
+            "echo.lua",
+            r#"local http = require("assay.http")
 http.route("POST", "/auth/echo", function(req)
   return http.json({ size = #req.body, form = req.form })
 end)
@@ -416,7 +462,9 @@ http.route("POST", "/auth/admin/auth/echo", function(req)
   if not v then return http.json({ error = "invalid_request", error_description = err }, 400) end
   return http.json(v)
 end)
-"#)]);
+"#,
+        )],
+    );
     let e = Setup::new(&db).server("max_body_bytes = 1024").flows(&format!("dir = \"{}\"", flows.display())).start().await;
     let c = client();
     let r = c.post(e.at("/auth/echo")).body(vec![b'a'; 1024]).send().await.expect("post");
@@ -497,7 +545,14 @@ pub async fn graceful_shutdown(b: Backend) {
 /// Slow or silent clients are disconnected.
 pub async fn timeouts(b: Backend) {
     let db = TestDb::new(b).await;
-    let flows = write_dir(&db, "flows", &[("echo.lua", "local http = require('assay.http')\nhttp.route('POST', '/auth/echo', function(req) return http.text(req.body) end)\n")]);
+    let flows = write_dir(
+        &db,
+        "flows",
+        &[(
+            "echo.lua",
+            "local http = require('assay.http')\nhttp.route('POST', '/auth/echo', function(req) return http.text(req.body) end)\n",
+        )],
+    );
     let e = Setup::new(&db)
         .server("idle_timeout_secs = 1\nheader_read_timeout_secs = 1\nbody_read_timeout_secs = 1")
         .flows(&format!("dir = \"{}\"", flows.display()))
@@ -606,13 +661,17 @@ fn fenced_blocks(md: &str) -> Vec<(String, String)> {
 pub async fn run_scripts(b: Backend) {
     let db = TestDb::new(b).await;
     let script = db.dir.path().join("s.lua");
-    std::fs::write(&script, r#"local json = require("assay.json")
+    std::fs::write(
+        &script,
+        r#"local json = require("assay.json")
 local crypto = require("assay.crypto")
 assert(env.get("ASSAY_TEST_VALUE") == "forty-two")
 assert(arg[1] == "one" and arg[2] == "--two", "args")
 assert(#crypto.random_token() == 43)
 print(json.encode({ args = #arg }))
-"#).expect("write");
+"#,
+    )
+    .expect("write");
     let out = std::process::Command::new(BIN)
         .args(["run", &script.display().to_string(), "one", "--two"])
         .env("ASSAY_TEST_VALUE", "forty-two")
@@ -631,9 +690,13 @@ pub async fn bad_flows_stop_startup(b: Backend) {
     let db = TestDb::new(b).await;
     let cases: &[(&[(&str, &str)], &str)] = &[
         (&[("broken.lua", "local x = = 1")], "flow broken.lua"),
-        (&[("a.lua", "local http = require('assay.http')\nhttp.route('GET', '/auth/same', function() end)"),
-           ("b.lua", "local http = require('assay.http')\nhttp.route('GET', '/auth/same', function() end)")],
-         "route GET /auth/same is registered by both a.lua and b.lua"),
+        (
+            &[
+                ("a.lua", "local http = require('assay.http')\nhttp.route('GET', '/auth/same', function() end)"),
+                ("b.lua", "local http = require('assay.http')\nhttp.route('GET', '/auth/same', function() end)"),
+            ],
+            "route GET /auth/same is registered by both a.lua and b.lua",
+        ),
         (&[("h.lua", "local http = require('assay.http')\nhttp.route('GET', '/healthz', function() end)")], "served by the engine itself"),
         (&[("bad.lua", "local http = require('assay.http')\nhttp.route('BREW', '/auth/x', function() end)")], "unsupported method"),
         (&[("loop.lua", "while true do end")], "budget_exceeded"),
@@ -641,12 +704,16 @@ pub async fn bad_flows_stop_startup(b: Backend) {
         // Flow libraries: loaded once at start-up, never allowed to declare routes.
         (&[("lib/broken.lua", "local x = = 1")], "flow lib/broken.lua"),
         (&[("lib/nothing.lua", "local x = 1")], "flow library lib.nothing must return a table (it returned nil)"),
-        (&[("lib/routes.lua", "local http = require('assay.http')\nhttp.route('GET', '/auth/lib', function() end)\nreturn {}")],
-         "http.route cannot be called in a flow library's top level"),
+        (
+            &[("lib/routes.lua", "local http = require('assay.http')\nhttp.route('GET', '/auth/lib', function() end)\nreturn {}")],
+            "http.route cannot be called in a flow library's top level",
+        ),
         (&[("uses.lua", "local missing = require('lib.missing')")], "module 'lib.missing' not found: there is no flows/lib/missing.lua"),
         // A pane added beside the bundled console panes cannot take one of their routes.
-        (&[("console/extra.lua", "local http = require('assay.http')\nhttp.route('GET', '/auth/console/users', function() end)")],
-         "route GET /auth/console/users is registered by both"),
+        (
+            &[("console/extra.lua", "local http = require('assay.http')\nhttp.route('GET', '/auth/console/users', function() end)")],
+            "route GET /auth/console/users is registered by both",
+        ),
     ];
     for (i, (files, expect)) in cases.iter().enumerate() {
         let dir = write_dir(&db, &format!("flows{i}"), files);

@@ -29,9 +29,8 @@ pub struct TestDb {
 }
 
 fn pg_admin_url() -> String {
-    std::env::var("ASSAY_TEST_PG_URL").unwrap_or_else(|_| {
-        panic!("ASSAY_TEST_PG_URL is not set: the PostgreSQL half needs a server (tests/run starts one)")
-    })
+    std::env::var("ASSAY_TEST_PG_URL")
+        .unwrap_or_else(|_| panic!("ASSAY_TEST_PG_URL is not set: the PostgreSQL half needs a server (tests/run starts one)"))
 }
 
 fn replace_db(url: &str, db: &str) -> String {
@@ -65,10 +64,9 @@ impl TestDb {
         let data = self.data_dir().display().to_string();
         match self.backend {
             Backend::Sqlite => format!("[backend]\ntype = \"sqlite\"\ndata_dir = \"{data}\"\n"),
-            Backend::Postgres => format!(
-                "[backend]\ntype = \"postgres\"\nurl = \"{}\"\ndata_dir = \"{data}\"\n",
-                self.pg_url.as_deref().unwrap_or_default()
-            ),
+            Backend::Postgres => {
+                format!("[backend]\ntype = \"postgres\"\nurl = \"{}\"\ndata_dir = \"{data}\"\n", self.pg_url.as_deref().unwrap_or_default())
+            }
         }
     }
 
@@ -211,9 +209,7 @@ impl<'a> Setup<'a> {
     pub fn toml(&self) -> String {
         let mut s = self.top.clone();
         match self.port {
-            Some(port) => s.push_str(&format!(
-                "[server]\nbind_addr = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n"
-            )),
+            Some(port) => s.push_str(&format!("[server]\nbind_addr = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n")),
             None => s.push_str("[server]\nbind_addr = \"127.0.0.1:0\"\n"),
         }
         s.push_str(&self.server);
@@ -365,18 +361,9 @@ impl Drop for Engine {
 
 /// Runs the binary to completion: (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("ASSAY_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run assay-engine");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out =
+        Command::new(BIN).args(args).current_dir(cwd).env_remove("ASSAY_CONFIG").stdin(Stdio::null()).output().expect("run assay-engine");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Runs the binary to completion with `input` on its standard input: (exit code, stdout, stderr).
@@ -394,15 +381,15 @@ pub fn run_cli_stdin(args: &[&str], cwd: &Path, input: &str) -> (i32, String, St
     // Dropping stdin after the write closes it, so a reader that wants more sees end of file.
     child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
     let out = child.wait_with_output().expect("wait for assay-engine");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(std::time::Duration::from_secs(30)).build().expect("client")
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("client")
 }
 
 /// Writes `files` (relative name, contents) under a new folder of the test dir.
@@ -455,7 +442,9 @@ pub async fn run_node_script(dir: &Path, script: &str, env: &[(&str, String)], t
     let child = node.spawn().unwrap_or_else(|err| panic!("cannot run `node` (is Node.js installed?): {err}"));
     let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(out) => out.expect("wait for node"),
-        Err(_) => panic!("node tests/node/{script} did not finish within {timeout:?} (killed){note}\n--- engine log ---\n{}", engine.logs()),
+        Err(_) => {
+            panic!("node tests/node/{script} did not finish within {timeout:?} (killed){note}\n--- engine log ---\n{}", engine.logs())
+        }
     };
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);

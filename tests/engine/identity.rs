@@ -252,7 +252,10 @@ pub async fn login_and_logout(b: Backend) {
     let first = login(&c, &e, "ANN@example.com", PASSWORD, None).await;
     assert_eq!(first.status(), 303);
     let first_cookie = set_cookie(&first, "assay_session").expect("session cookie");
-    assert!(first_cookie.contains("HttpOnly") && first_cookie.contains("SameSite=Lax") && first_cookie.contains("Path=/"), "{first_cookie}");
+    assert!(
+        first_cookie.contains("HttpOnly") && first_cookie.contains("SameSite=Lax") && first_cookie.contains("Path=/"),
+        "{first_cookie}"
+    );
     assert!(!first_cookie.contains("Secure"), "no Secure on an http public URL: {first_cookie}");
     let first_id = cookie_value(&first_cookie);
     assert!(first_id.len() >= 43, "256-bit id: {first_id}");
@@ -327,7 +330,13 @@ pub async fn registration_and_verification(b: Backend) {
     let token = csrf_in(&html);
     // Mismatched confirmation and weak passwords are refused before anything is stored.
     let form = |pw: &'static str, confirm: &'static str| {
-        vec![("csrf_token", token.clone()), ("email", "new@example.com".into()), ("password", pw.into()), ("password_confirm", confirm.into()), ("display_name", "New".into())]
+        vec![
+            ("csrf_token", token.clone()),
+            ("email", "new@example.com".into()),
+            ("password", pw.into()),
+            ("password_confirm", confirm.into()),
+            ("display_name", "New".into()),
+        ]
     };
     let field_names = html.contains("name=\"password_confirm\"");
     assert!(field_names, "register form fields changed:\n{html}");
@@ -409,10 +418,25 @@ pub async fn recovery_by_mail(b: Backend) {
     assert_eq!(status, 200);
     let csrf = csrf_in(&html);
     let new_password = "a brand new passphrase";
-    let r = post_form(&c, &e.at("/auth/recovery/reset"), &[("csrf_token", &csrf), ("token", &reset_token), ("password", new_password), ("password_confirm", new_password)]).await;
+    let r = post_form(
+        &c,
+        &e.at("/auth/recovery/reset"),
+        &[("csrf_token", &csrf), ("token", &reset_token), ("password", new_password), ("password_confirm", new_password)],
+    )
+    .await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
     // Used once only.
-    let r = post_form(&c, &e.at("/auth/recovery/reset"), &[("csrf_token", &csrf), ("token", &reset_token), ("password", "yet another passphrase"), ("password_confirm", "yet another passphrase")]).await;
+    let r = post_form(
+        &c,
+        &e.at("/auth/recovery/reset"),
+        &[
+            ("csrf_token", &csrf),
+            ("token", &reset_token),
+            ("password", "yet another passphrase"),
+            ("password_confirm", "yet another passphrase"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 400);
     // Every session of the user ended; the old password fails, the new one works.
     assert_eq!(page(&old_session, &e.at("/auth/welcome")).await.0, 303);
@@ -458,7 +482,13 @@ pub async fn brute_force_throttling(b: Backend) {
 
     let (status, list) = admin.call("GET", "/login-throttles", None).await;
     assert_eq!(status, 200);
-    let entry = list["entries"].as_array().expect("entries").iter().find(|x| x["key"] == "account:tom@example.com").cloned().expect("tom's counter");
+    let entry = list["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|x| x["key"] == "account:tom@example.com")
+        .cloned()
+        .expect("tom's counter");
     assert_eq!(entry["failures"], json!(4));
     assert!(entry["locked_until"].is_string(), "{entry}");
     assert!(db.count("SELECT COUNT(*) FROM auth.audit WHERE action = 'login.locked'").await >= 1);
@@ -508,10 +538,23 @@ pub async fn admin_api(b: Backend) {
     assert_eq!(ann["has_password"], json!(true));
     let (status, body) = admin.call("POST", "/users", Some(json!({ "email": "ANN@example.com" }))).await;
     assert_eq!((status, body["error"].as_str()), (409, Some("conflict")));
-    let r = c.post(e.at("/auth/admin/auth/users")).bearer_auth(&admin.key).header("content-type", "application/json").body("{\"email\": ").send().await.expect("POST");
+    let r = c
+        .post(e.at("/auth/admin/auth/users"))
+        .bearer_auth(&admin.key)
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.expect("json")["error"], "invalid_request");
-    for bad in [json!({ "email": "not-an-email" }), json!({ "email": 42 }), json!({}), json!({ "email": "x@example.com", "roles": "admin" }), json!({ "email": "x@example.com", "password": "short" })] {
+    for bad in [
+        json!({ "email": "not-an-email" }),
+        json!({ "email": 42 }),
+        json!({}),
+        json!({ "email": "x@example.com", "roles": "admin" }),
+        json!({ "email": "x@example.com", "password": "short" }),
+    ] {
         let (status, body) = admin.call("POST", "/users", Some(bad.clone())).await;
         assert_eq!(status, 422, "{bad} -> {body}");
         assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()));
@@ -530,10 +573,14 @@ pub async fn admin_api(b: Backend) {
     assert_eq!(page1["users"].as_array().expect("users").len(), 2);
     let cursor = page1["next_cursor"].as_str().expect("cursor").to_string();
     let (_, page2) = admin.call("GET", &format!("/users?q=example.org&limit=2&cursor={cursor}"), None).await;
-    let (_, page3) = admin.call("GET", &format!("/users?q=example.org&limit=2&cursor={}", page2["next_cursor"].as_str().expect("cursor")), None).await;
+    let (_, page3) =
+        admin.call("GET", &format!("/users?q=example.org&limit=2&cursor={}", page2["next_cursor"].as_str().expect("cursor")), None).await;
     assert_eq!(page3["users"].as_array().expect("users").len(), 1);
     assert!(page3["next_cursor"].is_null());
-    let mut seen: Vec<String> = [&page1, &page2, &page3].iter().flat_map(|p| p["users"].as_array().expect("users").iter().map(|u| u["email"].as_str().expect("email").to_string())).collect();
+    let mut seen: Vec<String> = [&page1, &page2, &page3]
+        .iter()
+        .flat_map(|p| p["users"].as_array().expect("users").iter().map(|u| u["email"].as_str().expect("email").to_string()))
+        .collect();
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), 5);
@@ -553,9 +600,18 @@ pub async fn admin_api(b: Backend) {
     let sessions = one["sessions"].as_array().expect("sessions").clone();
     assert_eq!(sessions.len(), 2);
     assert!(sessions.iter().all(|s| s.get("csrf_token").is_none() && s.get("token_hash").is_none()), "{one}");
-    let (status, patched) = admin.call("PATCH", &format!("/users/{id}"), Some(json!({ "display_name": "Ann A.", "roles": ["editor"], "metadata": { "team": "blue" } }))).await;
+    let (status, patched) = admin
+        .call(
+            "PATCH",
+            &format!("/users/{id}"),
+            Some(json!({ "display_name": "Ann A.", "roles": ["editor"], "metadata": { "team": "blue" } })),
+        )
+        .await;
     assert_eq!(status, 200, "{patched}");
-    assert_eq!((patched["display_name"].as_str(), patched["roles"][0].as_str(), patched["metadata"]["team"].as_str()), (Some("Ann A."), Some("editor"), Some("blue")));
+    assert_eq!(
+        (patched["display_name"].as_str(), patched["roles"][0].as_str(), patched["metadata"]["team"].as_str()),
+        (Some("Ann A."), Some("editor"), Some("blue"))
+    );
     let (status, _) = admin.call("PATCH", &format!("/users/{id}"), Some(json!({ "email_verified": "yes" }))).await;
     assert_eq!(status, 422);
     let (status, list) = admin.call("GET", &format!("/sessions?user_id={id}"), None).await;
@@ -583,7 +639,9 @@ pub async fn admin_api(b: Backend) {
     assert_eq!(entries.len(), 2);
     assert!(entries.iter().all(|x| x["action"] == "user.create" && x["actor"] == "api_key:bootstrap"), "{audit}");
     assert!(entries[0]["id"].as_i64() > entries[1]["id"].as_i64(), "newest first");
-    let (_, rest) = admin.call("GET", &format!("/audit?action=user.create&limit=200&cursor={}", audit["next_cursor"].as_str().expect("cursor")), None).await;
+    let (_, rest) = admin
+        .call("GET", &format!("/audit?action=user.create&limit=200&cursor={}", audit["next_cursor"].as_str().expect("cursor")), None)
+        .await;
     assert_eq!(rest["entries"].as_array().expect("entries").len(), 4, "6 creates in all");
     let (_, by_actor) = admin.call("GET", "/audit?actor=api_key:bootstrap&action=user.delete", None).await;
     assert_eq!(by_actor["entries"].as_array().expect("entries").len(), 1);
@@ -615,13 +673,22 @@ pub async fn users_create_cli(b: Backend) {
     let setup = Setup::new(&db);
     let config = setup.write("engine.toml");
     let cfg = config.display().to_string();
-    let (code, out, err) = run_cli_stdin(&["users", "create", "--config", &cfg, "--email", "root@example.com", "--password-stdin", "--admin"], db.dir.path(), &format!("{PASSWORD}\n"));
+    let (code, out, err) = run_cli_stdin(
+        &["users", "create", "--config", &cfg, "--email", "root@example.com", "--password-stdin", "--admin"],
+        db.dir.path(),
+        &format!("{PASSWORD}\n"),
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("root@example.com") && out.contains("admin"), "{out}");
-    let (code, _, err) = run_cli_stdin(&["users", "create", "--config", &cfg, "--email", "ROOT@example.com", "--password-stdin"], db.dir.path(), &format!("{PASSWORD}\n"));
+    let (code, _, err) = run_cli_stdin(
+        &["users", "create", "--config", &cfg, "--email", "ROOT@example.com", "--password-stdin"],
+        db.dir.path(),
+        &format!("{PASSWORD}\n"),
+    );
     assert_eq!(code, 1, "a duplicate email must fail");
     assert!(err.contains("conflict"), "{err}");
-    let (code, _, err) = run_cli_stdin(&["users", "create", "--config", &cfg, "--email", "weak@example.com", "--password-stdin"], db.dir.path(), "short\n");
+    let (code, _, err) =
+        run_cli_stdin(&["users", "create", "--config", &cfg, "--email", "weak@example.com", "--password-stdin"], db.dir.path(), "short\n");
     assert_eq!(code, 1);
     assert!(err.contains("weak_password"), "{err}");
 
@@ -647,14 +714,22 @@ pub async fn rehash_and_expiry(b: Backend) {
     let db = TestDb::new(b).await;
     let cheap = Setup::new(&db).extra("[auth.password]\nmemory_kib = 8192\niterations = 1\n");
     let config = cheap.write("cheap.toml");
-    let (code, out, err) = run_cli_stdin(&["users", "create", "--config", &config.display().to_string(), "--email", "old@example.com", "--password-stdin"], db.dir.path(), &format!("{PASSWORD}\n"));
+    let (code, out, err) = run_cli_stdin(
+        &["users", "create", "--config", &config.display().to_string(), "--email", "old@example.com", "--password-stdin"],
+        db.dir.path(),
+        &format!("{PASSWORD}\n"),
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(db.count("SELECT COUNT(*) FROM auth.users WHERE password_hash LIKE '$argon2id$v=19$m=8192,t=1,p=1$%'").await, 1);
 
     let e = Setup::new(&db).start().await;
     let c = browser();
     assert_eq!(login(&c, &e, "old@example.com", PASSWORD, None).await.status(), 303);
-    assert_eq!(db.count("SELECT COUNT(*) FROM auth.users WHERE password_hash LIKE '$argon2id$v=19$m=19456,t=2,p=1$%'").await, 1, "not re-hashed");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM auth.users WHERE password_hash LIKE '$argon2id$v=19$m=19456,t=2,p=1$%'").await,
+        1,
+        "not re-hashed"
+    );
     assert_eq!(login(&browser(), &e, "old@example.com", PASSWORD, None).await.status(), 303, "the new hash must verify");
     assert_eq!(page(&c, &e.at("/auth/welcome")).await.0, 200);
 

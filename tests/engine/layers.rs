@@ -14,7 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 0),
     // Storage and rendering.
     ("storage", 1),
-    ("with_pool", 1), // the storage macro, named at the crate root
+    ("with_pool", 1),      // the storage macro, named at the crate root
     ("bind_audit_row", 2), // identity's audit macro, named at the crate root
     ("templates", 1),
     ("modules", 1),
@@ -32,8 +32,8 @@ const LAYERS: &[(&str, u8)] = &[
 
 /// Imports allowed within one layer: (from, to).
 const SAME_LAYER: &[(&str, &str)] = &[
-    ("config", "net"),       // the config parses the proxy networks
-    ("oidc", "identity"),    // the provider builds on accounts and sessions
+    ("config", "net"),    // the config parses the proxy networks
+    ("oidc", "identity"), // the provider builds on accounts and sessions
     ("storage", "with_pool"),
     ("identity", "bind_audit_row"),
     ("lua", "stdlib"),       // the host installs the bindings ...
@@ -117,7 +117,11 @@ fn imports_point_down_the_layers() {
                     seen_back_edges.insert((top.clone(), to.clone()));
                     continue;
                 }
-                violations.push(format!("src/{}:{}: `{top}` (layer {from_layer}) imports `crate::{to}` (layer {to_layer})", rel.display(), n + 1));
+                violations.push(format!(
+                    "src/{}:{}: `{top}` (layer {from_layer}) imports `crate::{to}` (layer {to_layer})",
+                    rel.display(),
+                    n + 1
+                ));
             }
         }
     }

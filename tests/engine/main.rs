@@ -11,15 +11,15 @@ mod harness;
 mod identity;
 mod layers;
 mod oidc;
-mod phases;
 mod pages;
+mod phases;
 mod provider;
 mod relying_party;
 mod schema;
 mod security;
 mod security_oidc;
-mod security_server;
 mod security_sandbox;
+mod security_server;
 
 /// Every case the list below names, whichever file holds it.
 mod all_cases {
@@ -27,15 +27,15 @@ mod all_cases {
     pub use crate::cases::*;
     pub use crate::identity::*;
     pub use crate::oidc::*;
-    pub use crate::phases::*;
     pub use crate::pages::*;
+    pub use crate::phases::*;
     pub use crate::provider::*;
     pub use crate::relying_party::*;
     pub use crate::schema::*;
     pub use crate::security::*;
     pub use crate::security_oidc::*;
-    pub use crate::security_server::*;
     pub use crate::security_sandbox::*;
+    pub use crate::security_server::*;
 }
 
 /// Cases that need the fixed default port take turns.

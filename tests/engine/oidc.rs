@@ -40,13 +40,15 @@ pub async fn signing_keys(b: Backend) {
     let sealed: String = match b {
         Backend::Sqlite => {
             let pool = db.sqlite_pool().await;
-            let v = sqlx::query_scalar("SELECT private_key FROM auth.jwks_keys WHERE kid = $1").bind(&kid).fetch_one(&pool).await.expect("row");
+            let v =
+                sqlx::query_scalar("SELECT private_key FROM auth.jwks_keys WHERE kid = $1").bind(&kid).fetch_one(&pool).await.expect("row");
             pool.close().await;
             v
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(db.pg_url.as_deref().expect("url")).await.expect("connect");
-            let v = sqlx::query_scalar("SELECT private_key FROM auth.jwks_keys WHERE kid = $1").bind(&kid).fetch_one(&pool).await.expect("row");
+            let v =
+                sqlx::query_scalar("SELECT private_key FROM auth.jwks_keys WHERE kid = $1").bind(&kid).fetch_one(&pool).await.expect("row");
             pool.close().await;
             v
         }
@@ -92,7 +94,12 @@ pub async fn signing_keys(b: Backend) {
 /// published JWK alone (verified here with the RSA primitive directly, not the engine's code).
 pub async fn tokens_survive_rotation(b: Backend) {
     let db = TestDb::new(b).await;
-    let flows = write_dir(&db, "flows", &[("test_jwt.lua", r#"
+    let flows = write_dir(
+        &db,
+        "flows",
+        &[(
+            "test_jwt.lua",
+            r#"
 local http = require("assay.http")
 local jwt = require("assay.jwt")
 http.route("GET", "/auth/test/sign", function(req)
@@ -103,7 +110,9 @@ http.route("GET", "/auth/test/verify", function(req)
   if not claims then return http.text(err, 401) end
   return http.text("ok " .. claims.sub)
 end)
-"#)]);
+"#,
+        )],
+    );
     let setup = Setup::new(&db).flows(&format!("dir = {:?}", flows.display().to_string()));
     let config = setup.write("engine.toml");
     let e = Engine::start_with(&config, db.dir.path()).await;
@@ -112,7 +121,8 @@ end)
     assert_eq!(old.split('.').count(), 3, "{old}");
 
     // Independent check: the signature verifies with the JWKS key named by the header's kid.
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(old.split('.').next().expect("header")).expect("b64")).expect("json");
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(old.split('.').next().expect("header")).expect("b64")).expect("json");
     assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("RS256"), Some("JWT")));
     let keys = jwks(&e).await;
     let jwk = keys.iter().find(|k| k["kid"] == header["kid"]).expect("kid published");
@@ -139,7 +149,8 @@ end)
         let old_kid = header["kid"].clone();
         async move {
             let t = c.get(url).send().await.expect("sign").text().await.expect("token");
-            let h: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(t.split('.').next().unwrap_or_default()).unwrap_or_default()).unwrap_or_default();
+            let h: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(t.split('.').next().unwrap_or_default()).unwrap_or_default())
+                .unwrap_or_default();
             h["kid"] != old_kid
         }
     })
@@ -150,7 +161,11 @@ end)
     assert!(verify("a.b.c".into()).await.starts_with("invalid_token"));
     assert!(verify("not a token".into()).await.starts_with("invalid_token"));
     // alg "none" with a real kid is refused.
-    let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":{}}}"#, header["kid"])), old.split('.').nth(1).expect("claims"));
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":{}}}"#, header["kid"])),
+        old.split('.').nth(1).expect("claims")
+    );
     assert!(verify(none).await.starts_with("invalid_token"));
 }
 
@@ -176,7 +191,8 @@ pub async fn jwks_admin_api(b: Backend) {
     assert_eq!(r.status(), 201, "no body rotates RS256");
     let r = c.post(format!("{url}/rotate")).bearer_auth(&key).json(&serde_json::json!({ "alg": "HS256" })).send().await.expect("POST");
     assert_eq!(r.status(), 422);
-    let r = c.post(format!("{url}/rotate")).bearer_auth(&key).header("content-type", "application/json").body("{").send().await.expect("POST");
+    let r =
+        c.post(format!("{url}/rotate")).bearer_auth(&key).header("content-type", "application/json").body("{").send().await.expect("POST");
     assert_eq!(r.status(), 400);
     assert_eq!(jwks(&e).await.len(), 3, "RS256 active and retired, ES256 active");
     assert_eq!(db.count("SELECT COUNT(*) FROM auth.audit WHERE action = 'jwks.rotate' AND actor = 'api_key:bootstrap'").await, 2);
@@ -186,13 +202,22 @@ pub async fn jwks_admin_api(b: Backend) {
 pub(crate) async fn console_session(db: &TestDb) -> (Engine, reqwest::Client) {
     let config = Setup::new(db).write("engine.toml");
     let cfg = config.display().to_string();
-    let (code, out, err) = run_cli_stdin(&["users", "create", "--config", &cfg, "--email", "root@example.com", "--password-stdin", "--admin"], db.dir.path(), "a long enough passphrase\n");
+    let (code, out, err) = run_cli_stdin(
+        &["users", "create", "--config", &cfg, "--email", "root@example.com", "--password-stdin", "--admin"],
+        db.dir.path(),
+        "a long enough passphrase\n",
+    );
     assert_eq!(code, 0, "{out}{err}");
     let e = Engine::start_with(&config, db.dir.path()).await;
     let c = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let html = c.get(e.at("/auth/login")).send().await.expect("GET").text().await.expect("body");
     let token = csrf(&html);
-    let r = c.post(e.at("/auth/login")).form(&[("csrf_token", token.as_str()), ("email", "root@example.com"), ("password", "a long enough passphrase")]).send().await.expect("POST");
+    let r = c
+        .post(e.at("/auth/login"))
+        .form(&[("csrf_token", token.as_str()), ("email", "root@example.com"), ("password", "a long enough passphrase")])
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(r.status(), 303);
     (e, c)
 }
@@ -208,7 +233,12 @@ pub async fn jwks_console_pane(b: Backend) {
     assert!(html.contains(&kid) && html.contains("JWKS"), "{html}");
     let r = c.post(e.at("/auth/console/keys/rotate")).form(&[("csrf_token", "forged"), ("alg", "RS256")]).send().await.expect("POST");
     assert_eq!(r.status(), 403);
-    let r = c.post(e.at("/auth/console/keys/rotate")).form(&[("csrf_token", csrf(&html).as_str()), ("alg", "RS256")]).send().await.expect("POST");
+    let r = c
+        .post(e.at("/auth/console/keys/rotate"))
+        .form(&[("csrf_token", csrf(&html).as_str()), ("alg", "RS256")])
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(r.status(), 303);
     assert_eq!(jwks(&e).await.len(), 2);
     let html = c.get(e.at("/auth/console/keys?notice=key-rotated")).send().await.expect("GET").text().await.expect("body");
@@ -224,12 +254,24 @@ pub async fn clients_console_pane(b: Backend) {
     assert!(html.contains("New client"), "{html}");
     let token = csrf(&html);
     let form = |name: &'static str, uris: &'static str| {
-        vec![("csrf_token", token.clone()), ("name", name.to_string()), ("redirect_uris", uris.to_string()), ("default_scopes", "openid email profile".into()), ("token_endpoint_auth_method", "client_secret_basic".into()), ("pkce_required", "1".into())]
+        vec![
+            ("csrf_token", token.clone()),
+            ("name", name.to_string()),
+            ("redirect_uris", uris.to_string()),
+            ("default_scopes", "openid email profile".into()),
+            ("token_endpoint_auth_method", "client_secret_basic".into()),
+            ("pkce_required", "1".into()),
+        ]
     };
     let r = c.post(e.at("/auth/console/clients")).form(&form("Bad", "not a uri")).send().await.expect("POST");
     assert_eq!(r.status(), 422);
     assert!(r.text().await.expect("body").contains("redirect_uris"));
-    let r = c.post(e.at("/auth/console/clients")).form(&form("Grafana", "https://grafana.example.com/login/generic_oauth\r\nhttp://127.0.0.1:3001/cb")).send().await.expect("POST");
+    let r = c
+        .post(e.at("/auth/console/clients"))
+        .form(&form("Grafana", "https://grafana.example.com/login/generic_oauth\r\nhttp://127.0.0.1:3001/cb"))
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(r.status(), 200);
     assert!(r.headers()["cache-control"].to_str().expect("ascii").contains("no-store"));
     let html = r.text().await.expect("body");
@@ -241,13 +283,24 @@ pub async fn clients_console_pane(b: Backend) {
     assert!(secret.starts_with("cs_"), "{secret}");
     let list = c.get(e.at("/auth/console/clients")).send().await.expect("GET").text().await.expect("body");
     assert!(list.contains(&client_id) && !list.contains(&secret), "the list must not show the secret");
-    let r = c.post(e.at(&format!("/auth/console/clients/{client_id}/rotate-secret"))).form(&[("csrf_token", token.as_str())]).send().await.expect("POST");
+    let r = c
+        .post(e.at(&format!("/auth/console/clients/{client_id}/rotate-secret")))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(r.status(), 200);
     let rotated = grab(&r.text().await.expect("body"), "client-secret");
     assert_ne!(rotated, secret);
-    let r = c.post(e.at(&format!("/auth/console/clients/{client_id}/delete"))).form(&[("csrf_token", "forged")]).send().await.expect("POST");
+    let r =
+        c.post(e.at(&format!("/auth/console/clients/{client_id}/delete"))).form(&[("csrf_token", "forged")]).send().await.expect("POST");
     assert_eq!(r.status(), 403);
-    let r = c.post(e.at(&format!("/auth/console/clients/{client_id}/delete"))).form(&[("csrf_token", token.as_str())]).send().await.expect("POST");
+    let r = c
+        .post(e.at(&format!("/auth/console/clients/{client_id}/delete")))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(r.status(), 303);
     assert_eq!(db.count("SELECT COUNT(*) FROM auth.oidc_clients").await, 0);
 }
@@ -279,13 +332,18 @@ pub async fn oidc_clients_admin_api(b: Backend) {
     };
 
     // The seed's step 2, byte for byte.
-    let (status, made) = call("POST", base.clone(), Some(serde_json::json!({
-        "name": "Immich",
-        "redirect_uris": ["https://photos.example.com/auth/login", "app.immich:///oauth-callback"],
-        "default_scopes": ["openid", "email", "profile"],
-        "token_endpoint_auth_method": "client_secret_basic",
-        "pkce_required": true
-    }))).await;
+    let (status, made) = call(
+        "POST",
+        base.clone(),
+        Some(serde_json::json!({
+            "name": "Immich",
+            "redirect_uris": ["https://photos.example.com/auth/login", "app.immich:///oauth-callback"],
+            "default_scopes": ["openid", "email", "profile"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "pkce_required": true
+        })),
+    )
+    .await;
     assert_eq!(status, 201, "{made}");
     let id = made["client_id"].as_str().expect("client_id").to_string();
     let secret = made["client_secret"].as_str().expect("client_secret at the top level").to_string();
@@ -293,7 +351,11 @@ pub async fn oidc_clients_admin_api(b: Backend) {
     assert_eq!(made["name"], "Immich");
     assert_eq!(made["grant_types"], serde_json::json!(["authorization_code", "refresh_token"]));
     assert_eq!(made["id_token_signed_response_alg"], "RS256");
-    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM auth.oidc_clients WHERE secret_hash LIKE '%{}%'", &secret[3..20])).await, 0, "secret stored in clear");
+    assert_eq!(
+        db.count(&format!("SELECT COUNT(*) FROM auth.oidc_clients WHERE secret_hash LIKE '%{}%'", &secret[3..20])).await,
+        0,
+        "secret stored in clear"
+    );
 
     // Shown once: reads never carry it.
     let (status, got) = call("GET", format!("{base}/{id}"), None).await;
@@ -310,14 +372,24 @@ pub async fn oidc_clients_admin_api(b: Backend) {
     assert_ne!(new_secret, secret);
 
     // PATCH: settings change, a GET's output can be sent back as is.
-    let (status, patched) = call("PATCH", format!("{base}/{id}"), Some(serde_json::json!({ "skip_consent": true, "post_logout_redirect_uris": ["https://photos.example.com/"] }))).await;
+    let (status, patched) = call(
+        "PATCH",
+        format!("{base}/{id}"),
+        Some(serde_json::json!({ "skip_consent": true, "post_logout_redirect_uris": ["https://photos.example.com/"] })),
+    )
+    .await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["skip_consent"], true);
     let (status, _) = call("PATCH", format!("{base}/{id}"), Some(patched.clone())).await;
     assert_eq!(status, 200);
 
     // Public clients: no secret, PKCE mandatory; loopback redirect for a CLI.
-    let (status, public) = call("POST", base.clone(), Some(serde_json::json!({ "name": "CLI", "redirect_uris": ["http://127.0.0.1/callback"], "token_endpoint_auth_method": "none" }))).await;
+    let (status, public) = call(
+        "POST",
+        base.clone(),
+        Some(serde_json::json!({ "name": "CLI", "redirect_uris": ["http://127.0.0.1/callback"], "token_endpoint_auth_method": "none" })),
+    )
+    .await;
     assert_eq!(status, 201, "{public}");
     assert!(public.get("client_secret").is_none());
     let (status, _) = call("POST", format!("{base}/{}/rotate-secret", public["client_id"].as_str().expect("id")), None).await;
@@ -330,10 +402,19 @@ pub async fn oidc_clients_admin_api(b: Backend) {
         (serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb#frag"] }), "redirect_uris"),
         (serde_json::json!({ "name": "x", "redirect_uris": ["/relative"] }), "redirect_uris"),
         (serde_json::json!({ "name": "x", "redirect_uris": ["javascript:alert(1)"] }), "redirect_uris"),
-        (serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "none", "pkce_required": false }), "pkce_required"),
+        (
+            serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "none", "pkce_required": false }),
+            "pkce_required",
+        ),
         (serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "grant_types": ["implicit"] }), "grant_types"),
-        (serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt" }), "jwks"),
-        (serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "id_token_signed_response_alg": "HS256" }), "id_token_signed_response_alg"),
+        (
+            serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt" }),
+            "jwks",
+        ),
+        (
+            serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "id_token_signed_response_alg": "HS256" }),
+            "id_token_signed_response_alg",
+        ),
         (serde_json::json!({ "name": "x", "redirect_uris": ["https://a.example/cb"], "colour": "blue" }), "colour"),
         (serde_json::json!({ "name": "x", "redirect_uris": "https://a.example/cb" }), "redirect_uris"),
     ] {
@@ -362,7 +443,9 @@ pub async fn auth_admin_client(b: Backend) {
     let e = Setup::new(&db).start().await;
     let key = std::fs::read_to_string(db.data_dir().join("admin-key")).expect("admin key").trim().to_string();
     let script = db.dir.path().join("register.lua");
-    std::fs::write(&script, r#"
+    std::fs::write(
+        &script,
+        r#"
 local auth = require("assay.auth")
 local c = auth.client({
   engine_url = env.get("ENGINE_URL"),
@@ -393,7 +476,9 @@ local bad = auth.client({ engine_url = env.get("ENGINE_URL"), api_key = "sk_admi
 local none, why = bad.users:list()
 assert(none == nil and why:match("^unauthorized: "), why)
 print("ok")
-"#).expect("write script");
+"#,
+    )
+    .expect("write script");
     let out = std::process::Command::new(BIN)
         .args(["run", &script.display().to_string()])
         .current_dir(db.dir.path())
@@ -440,7 +525,8 @@ pub async fn scheduled_rotation(b: Backend) {
     // Long retired: pruned at the next start.
     db.exec(&format!("UPDATE auth.jwks_keys SET retired_at = {long_ago} WHERE status = 'retired'")).await;
     let e = Engine::start_with(&config, db.dir.path()).await;
-    let pruned = eventually(std::time::Duration::from_secs(10), || async { db.count("SELECT COUNT(*) FROM auth.jwks_keys").await == 1 }).await;
+    let pruned =
+        eventually(std::time::Duration::from_secs(10), || async { db.count("SELECT COUNT(*) FROM auth.jwks_keys").await == 1 }).await;
     assert!(pruned, "the long-retired key was not pruned");
     let keys = jwks(&e).await;
     assert_eq!(keys.len(), 1);

@@ -24,7 +24,9 @@ pub async fn every_page_has_the_header_policy(b: Backend) {
     let db = TestDb::new(b).await;
     let e = Setup::new(&db).extra("[auth.registration]\nenabled = true\n").start().await;
     let admin = Admin::new(&db, &e);
-    let (_, boss) = admin.call("POST", "/users", Some(serde_json::json!({ "email": "boss@example.com", "password": PASSWORD, "roles": ["admin"] }))).await;
+    let (_, boss) = admin
+        .call("POST", "/users", Some(serde_json::json!({ "email": "boss@example.com", "password": PASSWORD, "roles": ["admin"] })))
+        .await;
     let boss_id = boss["id"].as_str().expect("admin id").to_string();
     admin.create_user("plain@example.com", Some(PASSWORD)).await;
 
@@ -73,20 +75,30 @@ pub async fn flow_libraries_override_file_by_file(b: Backend) {
     let bundled = include_str!("../../flows/lib/page.lua");
     assert!(bundled.contains("page.REFERRER = \"same-origin\""), "lib/page.lua changed; update this test");
     let page = bundled.replace("page.REFERRER = \"same-origin\"", "page.REFERRER = \"strict-origin\"");
-    let dir = write_dir(&db, "flows", &[
-        ("lib/page.lua", page.as_str()),
-        ("lib/greeting.lua", "local greeting = {}\nfunction greeting.hello(name) return \"Hello, \" .. name .. \"!\" end\nreturn greeting\n"),
-        ("greet.lua", concat!(
-            "local http = require('assay.http')\n",
-            "local session = require('assay.session')\n",
-            "http.route('GET', '/auth/greet', function(req)\n",
-            "  local greeting = require('lib.greeting')\n",
-            "  local who = session.load(req) and 'member' or 'stranger'\n",
-            "  local ok = pcall(function() greeting.hello = nil end)\n",
-            "  return http.text(greeting.hello(req.query.name or who) .. (ok and ' writable' or ' read-only'))\n",
-            "end)\n",
-        )),
-    ]);
+    let dir = write_dir(
+        &db,
+        "flows",
+        &[
+            ("lib/page.lua", page.as_str()),
+            (
+                "lib/greeting.lua",
+                "local greeting = {}\nfunction greeting.hello(name) return \"Hello, \" .. name .. \"!\" end\nreturn greeting\n",
+            ),
+            (
+                "greet.lua",
+                concat!(
+                    "local http = require('assay.http')\n",
+                    "local session = require('assay.session')\n",
+                    "http.route('GET', '/auth/greet', function(req)\n",
+                    "  local greeting = require('lib.greeting')\n",
+                    "  local who = session.load(req) and 'member' or 'stranger'\n",
+                    "  local ok = pcall(function() greeting.hello = nil end)\n",
+                    "  return http.text(greeting.hello(req.query.name or who) .. (ok and ' writable' or ' read-only'))\n",
+                    "end)\n",
+                ),
+            ),
+        ],
+    );
     let e = Setup::new(&db).flows(&format!("dir = \"{}\"", dir.display())).start().await;
     let c = browser();
     check(&c, &e, "/auth/login", 200, "strict-origin").await;

@@ -29,7 +29,13 @@ pub(crate) async fn admin_post(e: &Engine, key: &str, path: &str, body: Value) -
 }
 
 pub(crate) async fn make_user(e: &Engine, key: &str, roles: &[&str]) -> String {
-    let u = admin_post(e, key, "/auth/admin/auth/users", json!({ "email": EMAIL, "password": PASSWORD, "roles": roles, "display_name": "RP User" })).await;
+    let u = admin_post(
+        e,
+        key,
+        "/auth/admin/auth/users",
+        json!({ "email": EMAIL, "password": PASSWORD, "roles": roles, "display_name": "RP User" }),
+    )
+    .await;
     u["id"].as_str().expect("id").to_string()
 }
 
@@ -82,7 +88,11 @@ impl Browser {
     }
 
     fn abs(&self, loc: &str) -> String {
-        if loc.starts_with("http") { loc.to_string() } else { format!("{}{loc}", self.base) }
+        if loc.starts_with("http") {
+            loc.to_string()
+        } else {
+            format!("{}{loc}", self.base)
+        }
     }
 
     pub(crate) async fn get(&self, url: &str) -> (u16, String, String) {
@@ -225,7 +235,10 @@ pub async fn backchannel_logout(b: Backend) {
     let (status, _, _) = browser.post("/auth/logout", &form).await;
     assert_eq!(status, 303);
     assert!(
-        eventually(Duration::from_secs(10), || async { db.count("SELECT COUNT(*) FROM auth.oidc_logout_deliveries WHERE attempts >= 1").await == 1 }).await,
+        eventually(Duration::from_secs(10), || async {
+            db.count("SELECT COUNT(*) FROM auth.oidc_logout_deliveries WHERE attempts >= 1").await == 1
+        })
+        .await,
         "the first delivery was not attempted:\n{}",
         e.logs()
     );
@@ -238,13 +251,15 @@ pub async fn backchannel_logout(b: Backend) {
     e.wait_exit(Duration::from_secs(10)).await;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("receiver");
     let e2 = Engine::start_with(&config, db.dir.path()).await;
-    let (mut sock, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await.expect("the retry came within 30 s").expect("accept");
+    let (mut sock, _) =
+        tokio::time::timeout(Duration::from_secs(30), listener.accept()).await.expect("the retry came within 30 s").expect("accept");
     let (line, body) = read_request(&mut sock).await;
     use tokio::io::AsyncWriteExt;
     sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await.expect("answer");
     drop(sock);
     assert!(line.starts_with("POST /backchannel "), "{line}");
-    let token = form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned()).expect("logout_token");
+    let token =
+        form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned()).expect("logout_token");
     let (header, claims) = jwt_parts(&token);
     assert_eq!(header["typ"], "logout+jwt", "{header}");
     assert_eq!(claims["iss"], format!("{}/auth", e2.url));
@@ -316,7 +331,12 @@ pub async fn provider_key_rotation(b: Backend) {
 }
 
 /// The status and JSON body of a POST of `form` to `path`.
-pub(crate) async fn post_form(e: &Engine, path: &str, auth: Option<(&str, &str)>, form: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
+pub(crate) async fn post_form(
+    e: &Engine,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (u16, Value, reqwest::header::HeaderMap) {
     let mut rb = client().post(e.at(path)).form(form);
     if let Some((id, secret)) = auth {
         rb = rb.basic_auth(id, Some(secret));
@@ -342,7 +362,10 @@ pub async fn provider_malformed_requests(b: Backend) {
         ("", "no client_id"),
         ("?client_id=nope&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&response_type=code", "unknown client"),
         (&format!("?client_id={client_id}&response_type=code")[..], "no redirect_uri"),
-        (&format!("?client_id={client_id}&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&response_type=code")[..], "unregistered redirect_uri"),
+        (
+            &format!("?client_id={client_id}&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&response_type=code")[..],
+            "unregistered redirect_uri",
+        ),
         (&format!("?client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb%2Fx&response_type=code")[..], "a longer path"),
         (&format!("?client_id={client_id}&client_id={client_id}&redirect_uri=x")[..], "repeated parameter"),
     ] {
@@ -360,13 +383,31 @@ pub async fn provider_malformed_requests(b: Backend) {
         ("&response_type=code&scope=openid%20admin", "invalid_scope"),
         ("&response_type=code&scope=openid", "invalid_request"),
         (&format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=plain")[..], "invalid_request"),
-        (&format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&prompt=none")[..], "login_required"),
-        (&format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&prompt=bogus")[..], "invalid_request"),
-        (&format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&max_age=-1")[..], "invalid_request"),
-        (&format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&claims=%7Bnot")[..], "invalid_request"),
+        (
+            &format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&prompt=none")[..],
+            "login_required",
+        ),
+        (
+            &format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&prompt=bogus")[..],
+            "invalid_request",
+        ),
+        (
+            &format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&max_age=-1")[..],
+            "invalid_request",
+        ),
+        (
+            &format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&claims=%7Bnot")[..],
+            "invalid_request",
+        ),
         ("&response_type=code&scope=openid&code_challenge=short&code_challenge_method=S256", "invalid_request"),
-        (&format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&request=eyJ")[..], "request_not_supported"),
-        (&format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&response_mode=fragment")[..], "invalid_request"),
+        (
+            &format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&request=eyJ")[..],
+            "request_not_supported",
+        ),
+        (
+            &format!("&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256&response_mode=fragment")[..],
+            "invalid_request",
+        ),
     ] {
         let r = c.get(e.at(&format!("{base}{extra}"))).send().await.expect("authorize");
         assert_eq!(r.status(), 303, "{extra}: {}", r.text().await.unwrap_or_default());
@@ -383,7 +424,12 @@ pub async fn provider_malformed_requests(b: Backend) {
     assert!(body.contains(&format!("action=\"{CALLBACK}\"")) && body.contains("name=\"error\" value=\"invalid_request\""), "{body}");
 
     // A POSTed authorization request (cross-site: no SameSite=Lax cookie) comes back as a GET.
-    let r = c.post(e.at("/auth/authorize")).form(&[("client_id", client_id.as_str()), ("response_type", "code")]).send().await.expect("POST authorize");
+    let r = c
+        .post(e.at("/auth/authorize"))
+        .form(&[("client_id", client_id.as_str()), ("response_type", "code")])
+        .send()
+        .await
+        .expect("POST authorize");
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"].to_str().expect("ascii"), format!("/auth/authorize?client_id={client_id}&response_type=code"));
 
@@ -407,7 +453,13 @@ pub async fn provider_malformed_requests(b: Backend) {
 
     // Token endpoint.
     let auth = Some((client_id.as_str(), secret.as_str()));
-    let r = c.post(e.at("/auth/token")).basic_auth(&client_id, Some(&secret)).json(&json!({ "grant_type": "client_credentials" })).send().await.expect("json body");
+    let r = c
+        .post(e.at("/auth/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .json(&json!({ "grant_type": "client_credentials" }))
+        .send()
+        .await
+        .expect("json body");
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.expect("json")["error"], "invalid_request");
     let (s, v, _) = post_form(&e, "/auth/token", auth, &[]).await;
@@ -416,24 +468,50 @@ pub async fn provider_malformed_requests(b: Backend) {
     assert_eq!((s, v["error"].as_str()), (400, Some("unsupported_grant_type")), "{v}");
     let (s, v, _) = post_form(&e, "/auth/token", auth, &[("grant_type", "client_credentials")]).await;
     assert_eq!((s, v["error"].as_str()), (400, Some("unauthorized_client")), "{v}");
-    let (s, v, _) = post_form(&e, "/auth/token", auth, &[("grant_type", "authorization_code"), ("code", "garbage"), ("redirect_uri", CALLBACK)]).await;
+    let (s, v, _) =
+        post_form(&e, "/auth/token", auth, &[("grant_type", "authorization_code"), ("code", "garbage"), ("redirect_uri", CALLBACK)]).await;
     assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")), "{v}");
     let (s, v, _) = post_form(&e, "/auth/token", auth, &[("grant_type", "authorization_code"), ("grant_type", "refresh_token")]).await;
     assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")), "{v}");
     let (s, v, _) = post_form(&e, "/auth/token", auth, &[("grant_type", "refresh_token"), ("refresh_token", "x")]).await;
     assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")), "{v}");
-    let (s, v, h) = post_form(&e, "/auth/token", Some((&client_id, "wrong")), &[("grant_type", "refresh_token"), ("refresh_token", "x")]).await;
+    let (s, v, h) =
+        post_form(&e, "/auth/token", Some((&client_id, "wrong")), &[("grant_type", "refresh_token"), ("refresh_token", "x")]).await;
     assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
     assert!(h.get("www-authenticate").is_some());
-    let (s, v, _) = post_form(&e, "/auth/token", None, &[("grant_type", "refresh_token"), ("client_id", &client_id), ("refresh_token", "x")]).await;
+    let (s, v, _) =
+        post_form(&e, "/auth/token", None, &[("grant_type", "refresh_token"), ("client_id", &client_id), ("refresh_token", "x")]).await;
     assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "a secret client without its secret: {v}");
-    let r = c.post(e.at("/auth/token")).header("authorization", "Basic !!!notbase64").form(&[("grant_type", "refresh_token")]).send().await.expect("bad basic");
+    let r = c
+        .post(e.at("/auth/token"))
+        .header("authorization", "Basic !!!notbase64")
+        .form(&[("grant_type", "refresh_token")])
+        .send()
+        .await
+        .expect("bad basic");
     assert_eq!(r.status(), 401);
-    let (s, v, _) = post_form(&e, "/auth/token", None, &[("grant_type", "client_credentials"), ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", "a.b.c")]).await;
+    let (s, v, _) = post_form(
+        &e,
+        "/auth/token",
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", "a.b.c"),
+        ],
+    )
+    .await;
     assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
     let r = c.get(e.at("/auth/token")).send().await.expect("GET token");
     assert_eq!(r.status(), 405);
-    let r = c.post(e.at("/auth/token")).basic_auth(&client_id, Some(&secret)).header("content-type", "application/x-www-form-urlencoded").body(vec![0xff, 0xfe, b'=', 0x00]).send().await.expect("binary");
+    let r = c
+        .post(e.at("/auth/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![0xff, 0xfe, b'=', 0x00])
+        .send()
+        .await
+        .expect("binary");
     assert_eq!(r.status(), 400);
 
     // Userinfo.
@@ -463,7 +541,11 @@ pub async fn provider_malformed_requests(b: Backend) {
     // Logout: a forged hint and an unregistered post-logout URI are pages, not redirects.
     let r = c.get(e.at("/auth/oauth2/sessions/logout?id_token_hint=a.b.c")).send().await.expect("logout");
     assert_eq!(r.status(), 400);
-    let r = c.get(e.at(&format!("/auth/oauth2/sessions/logout?client_id={client_id}&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F"))).send().await.expect("logout");
+    let r = c
+        .get(e.at(&format!("/auth/oauth2/sessions/logout?client_id={client_id}&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F")))
+        .send()
+        .await
+        .expect("logout");
     assert_eq!(r.status(), 400);
     assert!(r.headers().get("location").is_none());
     // Without a session, a bare logout lands on the signed-out page.
@@ -489,8 +571,13 @@ pub async fn provider_malformed_requests(b: Backend) {
 pub async fn consent_and_claims_overrides(b: Backend) {
     let db = TestDb::new(b).await;
     // The operator's own consent flow (allow at once, remembering nothing) and claims hook.
-    let flows = write_dir(&db, "flows", &[
-        ("consent.lua", r#"
+    let flows = write_dir(
+        &db,
+        "flows",
+        &[
+            (
+                "consent.lua",
+                r#"
 local http = require("assay.http")
 local oidc = require("assay.oidc")
 http.route("GET", "/auth/consent", function(req)
@@ -498,40 +585,61 @@ http.route("GET", "/auth/consent", function(req)
   local url = assert(oidc.accept_consent(req.query.consent_challenge, { scopes = info.scopes, remember = false }))
   return http.redirect(url, 303):header("X-Operator-Consent", "yes")
 end)
-"#),
-        ("claims.lua", r#"
+"#,
+            ),
+            (
+                "claims.lua",
+                r#"
 return function(ctx)
   if ctx.user == nil then return { machine = true } end
   local role = "user"
   for _, r in ipairs(ctx.user.roles or {}) do if r == "admin" then role = "admin" end end
   return { immich_role = role, where = ctx.target, sub = "forged" }
 end
-"#),
-    ]);
+"#,
+            ),
+        ],
+    );
     let e = Setup::new(&db).public_port().flows(&format!("dir = {:?}", flows.display().to_string())).start().await;
     let key = admin_key(&db);
     let user_id = make_user(&e, &key, &["admin"]).await;
-    let (client_id, secret) = make_client(&e, &key, json!({ "grant_types": ["authorization_code", "refresh_token", "client_credentials"] })).await;
+    let (client_id, secret) =
+        make_client(&e, &key, json!({ "grant_types": ["authorization_code", "refresh_token", "client_credentials"] })).await;
 
     let browser = Browser::new(&e);
     let (verifier, challenge) = pkce();
     let (cb, consent_page) = browser.authorize(&auth_url(&e, &client_id, &challenge, "")).await;
     assert!(!consent_page, "the operator's consent flow shows no page");
     let code = param(&cb, "code").expect("code");
-    let (s, tok, _) = post_form(&e, "/auth/token", Some((&client_id, &secret)), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK), ("code_verifier", &verifier)]).await;
+    let (s, tok, _) = post_form(
+        &e,
+        "/auth/token",
+        Some((&client_id, &secret)),
+        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK), ("code_verifier", &verifier)],
+    )
+    .await;
     assert_eq!(s, 200, "{tok}\n{}", e.logs());
     let (_, idt) = jwt_parts(tok["id_token"].as_str().expect("id_token"));
-    assert_eq!((idt["immich_role"].as_str(), idt["where"].as_str(), idt["sub"].as_str()), (Some("admin"), Some("id_token"), Some(user_id.as_str())), "{idt}");
+    assert_eq!(
+        (idt["immich_role"].as_str(), idt["where"].as_str(), idt["sub"].as_str()),
+        (Some("admin"), Some("id_token"), Some(user_id.as_str())),
+        "{idt}"
+    );
     assert_eq!(idt["groups"], json!(["admin"]));
     assert_eq!((idt["nonce"].as_str(), idt["name"].as_str(), idt["email"].as_str()), (Some("n1"), Some("RP User"), Some(EMAIL)));
     let (_, at) = jwt_parts(tok["access_token"].as_str().expect("access_token"));
     assert_eq!((at["immich_role"].as_str(), at["where"].as_str()), (Some("admin"), Some("access_token")), "{at}");
     let r = client().get(e.at("/auth/userinfo")).bearer_auth(tok["access_token"].as_str().expect("at")).send().await.expect("userinfo");
     let info: Value = r.json().await.expect("json");
-    assert_eq!((info["immich_role"].as_str(), info["where"].as_str(), info["sub"].as_str()), (Some("admin"), Some("userinfo"), Some(user_id.as_str())), "{info}");
+    assert_eq!(
+        (info["immich_role"].as_str(), info["where"].as_str(), info["sub"].as_str()),
+        (Some("admin"), Some("userinfo"), Some(user_id.as_str())),
+        "{info}"
+    );
     // remember = false: nothing remembered, so the next authorization asks (the override) again.
     assert_eq!(db.count("SELECT COUNT(*) FROM auth.oidc_consents").await, 0);
-    let (s, cc, _) = post_form(&e, "/auth/token", Some((&client_id, &secret)), &[("grant_type", "client_credentials"), ("scope", "profile")]).await;
+    let (s, cc, _) =
+        post_form(&e, "/auth/token", Some((&client_id, &secret)), &[("grant_type", "client_credentials"), ("scope", "profile")]).await;
     assert_eq!(s, 200, "{cc}");
     let (_, at) = jwt_parts(cc["access_token"].as_str().expect("access_token"));
     assert_eq!((at["sub"].as_str(), at["machine"].as_bool()), (Some(client_id.as_str()), Some(true)), "{at}");

@@ -129,7 +129,14 @@ struct ForeignKey {
 
 impl fmt::Display for ForeignKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "foreign key ({}) -> {}({}) on delete {}", self.columns.join(", "), self.table, self.references.join(", "), self.on_delete)
+        write!(
+            f,
+            "foreign key ({}) -> {}({}) on delete {}",
+            self.columns.join(", "),
+            self.table,
+            self.references.join(", "),
+            self.on_delete
+        )
     }
 }
 
@@ -276,7 +283,12 @@ async fn read_sqlite(db: &TestDb) -> Schema {
             table.primary_key = pk.into_iter().map(|(_, c)| c).collect();
 
             let mut fks: BTreeMap<i64, ForeignKey> = BTreeMap::new();
-            let rows = sqlx::query("SELECT * FROM pragma_foreign_key_list($1, $2) ORDER BY id, seq").bind(&t).bind(s).fetch_all(&pool).await.expect("foreign_key_list");
+            let rows = sqlx::query("SELECT * FROM pragma_foreign_key_list($1, $2) ORDER BY id, seq")
+                .bind(&t)
+                .bind(s)
+                .fetch_all(&pool)
+                .await
+                .expect("foreign_key_list");
             for r in rows {
                 let fk = fks.entry(r.get("id")).or_insert_with(|| ForeignKey {
                     columns: Vec::new(),
@@ -306,11 +318,12 @@ async fn read_sqlite(db: &TestDb) -> Schema {
                     .map(|c| c.get::<Option<String>, _>("name").unwrap_or_else(|| "<expression>".into()))
                     .collect();
                 let predicate = if r.get::<i64, _>("partial") != 0 {
-                    let sql: String = sqlx::query_scalar(&format!("SELECT sql FROM \"{s}\".sqlite_master WHERE type = 'index' AND name = $1"))
-                        .bind(&index)
-                        .fetch_one(&pool)
-                        .await
-                        .expect("index sql");
+                    let sql: String =
+                        sqlx::query_scalar(&format!("SELECT sql FROM \"{s}\".sqlite_master WHERE type = 'index' AND name = $1"))
+                            .bind(&index)
+                            .fetch_one(&pool)
+                            .await
+                            .expect("index sql");
                     let at = sql.to_uppercase().rfind(" WHERE ").expect("a partial index has a WHERE");
                     Some(normalise_predicate(&sql[at + 7..]))
                 } else {
@@ -511,7 +524,12 @@ fn comparison_lists_every_difference() {
     pg.primary_key = vec!["id".into(), "n".into()];
     pg.indexes.clear();
     pg.indexes.insert(Index { columns: vec!["n".into()], unique: true, predicate: Some(normalise_predicate("(n = 'x'::text)")) });
-    pg.foreign_keys.insert(ForeignKey { columns: vec!["n".into()], table: "other".into(), references: vec!["id".into()], on_delete: "CASCADE".into() });
+    pg.foreign_keys.insert(ForeignKey {
+        columns: vec!["n".into()],
+        table: "other".into(),
+        references: vec!["id".into()],
+        on_delete: "CASCADE".into(),
+    });
     let postgres: Schema = [("auth.users".to_string(), pg), ("auth.only_there".to_string(), Table::default())].into();
 
     let found = differences(&sqlite, &postgres);

@@ -83,7 +83,10 @@ end)
     let text = r.text().await.expect("body");
     assert!(text.starts_with("invalid: email"), "{text}");
     assert_eq!(db.count("SELECT COUNT(*) FROM auth.login_throttle").await, 0);
-    assert_eq!(db.count("SELECT COUNT(*) FROM auth.audit WHERE action = 'probe.long' AND LENGTH(actor) <= 512 AND LENGTH(details) <= 8192").await, 1);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM auth.audit WHERE action = 'probe.long' AND LENGTH(actor) <= 512 AND LENGTH(details) <= 8192").await,
+        1
+    );
 }
 
 /// Item 3: with a session, only that session's CSRF token counts; the admin API reads JSON
@@ -92,7 +95,8 @@ pub async fn csrf_needs_the_sessions_own_token(b: Backend) {
     let db = TestDb::new(b).await;
     let e = Setup::new(&db).start().await;
     let admin = Admin::new(&db, &e);
-    let (_, boss) = admin.call("POST", "/users", Some(json!({ "email": "boss@example.com", "password": PASSWORD, "roles": ["admin"] }))).await;
+    let (_, boss) =
+        admin.call("POST", "/users", Some(json!({ "email": "boss@example.com", "password": PASSWORD, "roles": ["admin"] }))).await;
     assert!(boss["id"].is_string(), "{boss}");
     let victim = browser();
     let signed_in = login(&victim, &e, "boss@example.com", PASSWORD, None).await;
@@ -195,7 +199,14 @@ pub async fn recovery_is_throttled(b: Backend) {
     assert!(wait > 0 && wait <= 3600);
     // The limit is shown to administrators as a lock.
     let (_, list) = admin.call("GET", "/login-throttles", None).await;
-    assert!(list["entries"].as_array().expect("entries").iter().any(|c| c["key"].as_str().is_some_and(|k| k.starts_with("recovery:ip:")) && c["locked_until"].is_string()), "{list}");
+    assert!(
+        list["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|c| c["key"].as_str().is_some_and(|k| k.starts_with("recovery:ip:")) && c["locked_until"].is_string()),
+        "{list}"
+    );
     assert_eq!(sink.count_to("ghost@example.com"), 0);
 }
 
@@ -227,11 +238,23 @@ pub async fn nul_bytes_are_refused(b: Backend) {
         assert_eq!(r.status().as_u16(), 400, "{method} {path}");
     }
     // However the form's type is spelled, and through Basic authentication too.
-    let r = c.post(e.at("/auth/token")).header("content-type", "application/x-www-form-urlencodedX").body("grant_type=client_credentials&client_id=a%00").send().await.expect("POST");
+    let r = c
+        .post(e.at("/auth/token"))
+        .header("content-type", "application/x-www-form-urlencodedX")
+        .body("grant_type=client_credentials&client_id=a%00")
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(r.status().as_u16(), 400);
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode("a%00b:secret");
-    let r = c.post(e.at("/auth/token")).header("authorization", format!("Basic {basic}")).form(&[("grant_type", "client_credentials")]).send().await.expect("POST");
+    let r = c
+        .post(e.at("/auth/token"))
+        .header("authorization", format!("Basic {basic}"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(r.status().as_u16(), 401, "{}", r.text().await.unwrap_or_default());
     for filter in ["/users?q=a%00", "/audit?actor=a%00", "/sessions?user_id=a%00", "/users/a%00b"] {
         let (status, body) = admin.call("GET", filter, None).await;
@@ -283,7 +306,12 @@ pub async fn login_burst_gets_503_not_500(b: Backend) {
         let url = e.at("/auth/login");
         let email = format!("nobody{i}@example.com");
         async move {
-            let r = c.post(url).form(&[("csrf_token", token.as_str()), ("email", email.as_str()), ("password", "wrong password")]).send().await.expect("POST");
+            let r = c
+                .post(url)
+                .form(&[("csrf_token", token.as_str()), ("email", email.as_str()), ("password", "wrong password")])
+                .send()
+                .await
+                .expect("POST");
             (r.status().as_u16(), r.headers().get("retry-after").map(|v| v.to_str().unwrap_or_default().to_string()))
         }
     });

@@ -27,7 +27,8 @@ pub async fn deleted_client_tokens_die(b: Backend) {
     let e = Setup::new(&db).public_port().start().await;
     let key = admin_key(&db);
     make_user(&e, &key, &[]).await;
-    let (gone, gone_secret) = make_client(&e, &key, json!({ "grant_types": ["authorization_code", "refresh_token", "client_credentials"] })).await;
+    let (gone, gone_secret) =
+        make_client(&e, &key, json!({ "grant_types": ["authorization_code", "refresh_token", "client_credentials"] })).await;
     let (api, api_secret) = make_client(&e, &key, json!({ "name": "API", "resource_server": true })).await;
     let api = (api.as_str(), api_secret.as_str());
 
@@ -55,10 +56,16 @@ pub async fn deleted_client_tokens_die(b: Backend) {
     let r = client().get(e.at("/auth/userinfo")).bearer_auth(at).send().await.expect("userinfo");
     assert_eq!(r.status(), 401);
     assert!(r.headers()["www-authenticate"].to_str().expect("ascii").contains("invalid_token"));
-    let (s, v, _) = post_form(&e, "/auth/token", Some((&gone, &gone_secret)), &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
+    let (s, v, _) =
+        post_form(&e, "/auth/token", Some((&gone, &gone_secret)), &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
     assert_ne!(s, 200, "the deleted client's refresh token refreshed: {v}");
-    for table in ["oidc_grants", "oidc_refresh_tokens", "oidc_authorization_codes", "oidc_consents", "oidc_auth_requests", "oidc_sessions"] {
-        assert_eq!(db.count(&format!("SELECT COUNT(*) FROM auth.{table} WHERE client_id = '{gone}'")).await, 0, "{table} kept rows of the deleted client");
+    for table in ["oidc_grants", "oidc_refresh_tokens", "oidc_authorization_codes", "oidc_consents", "oidc_auth_requests", "oidc_sessions"]
+    {
+        assert_eq!(
+            db.count(&format!("SELECT COUNT(*) FROM auth.{table} WHERE client_id = '{gone}'")).await,
+            0,
+            "{table} kept rows of the deleted client"
+        );
     }
     // The resource server's own standing is untouched.
     assert_eq!(db.count(&format!("SELECT COUNT(*) FROM auth.oidc_clients WHERE client_id = '{}'", api.0)).await, 1);

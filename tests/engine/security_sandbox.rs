@@ -70,10 +70,7 @@ end)
 
 async fn start(db: &TestDb) -> Engine {
     let flows = write_dir(db, "flows", &[("security.lua", FLOWS)]);
-    Setup::new(db)
-        .flows(&format!("dir = \"{}\"\nbudget_ms = 1500", flows.display()))
-        .start()
-        .await
+    Setup::new(db).flows(&format!("dir = \"{}\"\nbudget_ms = 1500", flows.display())).start().await
 }
 
 /// A pattern that would run for minutes answers 500 at the budget, even through `pcall`, and
@@ -82,21 +79,10 @@ pub async fn sandbox_pattern_budget(b: Backend) {
     let db = TestDb::new(b).await;
     let e = start(&db).await;
     // Before the Rust matcher these did not answer at all within the timeout.
-    let c = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client");
-    for path in [
-        "/auth/sec/catastrophic",
-        "/auth/sec/catastrophic-pcall",
-        "/auth/sec/trim",
-    ] {
+    let c = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
+    for path in ["/auth/sec/catastrophic", "/auth/sec/catastrophic-pcall", "/auth/sec/trim"] {
         let started = Instant::now();
-        let r = c
-            .get(e.at(path))
-            .send()
-            .await
-            .unwrap_or_else(|err| panic!("{path}: {err}"));
+        let r = c.get(e.at(path)).send().await.unwrap_or_else(|err| panic!("{path}: {err}"));
         let took = started.elapsed();
         let status = r.status();
         let body = r.text().await.expect("text");
@@ -116,15 +102,9 @@ pub async fn sandbox_pattern_budget(b: Backend) {
     let started = Instant::now();
     let r = c.get(e.at("/readyz")).send().await.expect("readyz");
     let took = started.elapsed();
-    eprintln!(
-        "/readyz during a stuck match: {} after {took:?}",
-        r.status()
-    );
+    eprintln!("/readyz during a stuck match: {} after {took:?}", r.status());
     assert_eq!(r.status(), 200);
-    assert!(
-        took < Duration::from_secs(1),
-        "/readyz waited {took:?} on a stuck match"
-    );
+    assert!(took < Duration::from_secs(1), "/readyz waited {took:?} on a stuck match");
     assert_eq!(stuck.await.expect("join").expect("stuck"), 500);
     let r = c.get(e.at("/auth/sec/quick")).send().await.expect("quick");
     assert_eq!(r.text().await.expect("text"), "a;b;c");
@@ -135,35 +115,19 @@ pub async fn sandbox_pattern_budget(b: Backend) {
 pub async fn sandbox_shared_tables_locked(b: Backend) {
     let db = TestDb::new(b).await;
     let e = start(&db).await;
-    let r = client()
-        .get(e.at("/auth/sec/locked"))
-        .send()
-        .await
-        .expect("locked");
+    let r = client().get(e.at("/auth/sec/locked")).send().await.expect("locked");
     let status = r.status();
     let body = r.text().await.expect("text");
-    assert_eq!(
-        (status.as_u16(), body.as_str()),
-        (200, "all locked"),
-        "{}",
-        e.logs()
-    );
+    assert_eq!((status.as_u16(), body.as_str()), (200, "all locked"), "{}", e.logs());
 }
 
 /// A flow reads only `ASSAY_FLOW_*` variables; an operator script still reads any.
 pub async fn sandbox_env_for_flows(b: Backend) {
     let db = TestDb::new(b).await;
     let e = start(&db).await;
-    let r = client()
-        .get(e.at("/auth/sec/env"))
-        .send()
-        .await
-        .expect("env");
+    let r = client().get(e.at("/auth/sec/env")).send().await.expect("env");
     let body = r.text().await.expect("text");
-    assert_eq!(
-        body,
-        "ASSAY_MASTER_KEY=refused;PATH=refused;HOME=refused;ASSAY_FLOW_SURELY_UNSET=nil"
-    );
+    assert_eq!(body, "ASSAY_MASTER_KEY=refused;PATH=refused;HOME=refused;ASSAY_FLOW_SURELY_UNSET=nil");
 
     let script = db.dir.path().join("env.lua");
     std::fs::write(

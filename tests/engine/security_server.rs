@@ -26,73 +26,40 @@ pub async fn too_many_parameters(b: Backend) {
     let e = Setup::new(&db).start().await;
     let c = client();
     let body = distinct_params(1_000_000);
-    for path in [
-        "/auth/token",
-        "/auth/oauth2/revoke",
-        "/auth/oauth2/introspect",
-    ] {
+    for path in ["/auth/token", "/auth/oauth2/revoke", "/auth/oauth2/introspect"] {
         let started = Instant::now();
-        let r = c
-            .post(e.at(path))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.clone())
-            .send()
-            .await
-            .expect("post");
+        let r =
+            c.post(e.at(path)).header("content-type", "application/x-www-form-urlencoded").body(body.clone()).send().await.expect("post");
         let took = started.elapsed();
         assert_eq!(r.status(), 400, "{path}");
         let j: serde_json::Value = r.json().await.expect("json");
         assert_eq!(j["error"], "invalid_request", "{path}: {j}");
-        assert!(
-            j["error_description"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("too many parameters"),
-            "{path}: {j}"
-        );
+        assert!(j["error_description"].as_str().unwrap_or_default().contains("too many parameters"), "{path}: {j}");
         assert!(took < Duration::from_secs(2), "{path} took {took:?}");
     }
     // In the query too, and for pages as well as protocol endpoints.
     let query = distinct_params(2_000);
-    let r = c
-        .get(e.at(&format!("/auth/authorize?{query}")))
-        .send()
-        .await
-        .expect("get");
+    let r = c.get(e.at(&format!("/auth/authorize?{query}"))).send().await.expect("get");
     assert_eq!(r.status(), 400);
-    assert!(r
-        .text()
-        .await
-        .expect("text")
-        .contains("too many parameters"));
+    assert!(r.text().await.expect("text").contains("too many parameters"));
     // A hundred is still fine: the endpoint answers about the request itself.
-    let hundred: String = (0..100)
-        .map(|i| format!("x{i}=1"))
-        .collect::<Vec<_>>()
-        .join("&");
-    let r = c
-        .post(e.at("/auth/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(hundred)
-        .send()
-        .await
-        .expect("post");
+    let hundred: String = (0..100).map(|i| format!("x{i}=1")).collect::<Vec<_>>().join("&");
+    let r =
+        c.post(e.at("/auth/token")).header("content-type", "application/x-www-form-urlencoded").body(hundred).send().await.expect("post");
     let j: serde_json::Value = r.json().await.expect("json");
-    assert!(
-        !j["error_description"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("too many"),
-        "{j}"
-    );
+    assert!(!j["error_description"].as_str().unwrap_or_default().contains("too many"), "{j}");
 }
 
 /// A flow that answers with the client address the engine settled on.
 fn whoami_flows(db: &TestDb) -> String {
-    let dir = write_dir(db, "flows", &[(
-        "whoami.lua",
-        "local http = require('assay.http')\nhttp.route('GET', '/auth/whoami', function(req) return http.text(req.ip) end)\n",
-    )]);
+    let dir = write_dir(
+        db,
+        "flows",
+        &[(
+            "whoami.lua",
+            "local http = require('assay.http')\nhttp.route('GET', '/auth/whoami', function(req) return http.text(req.ip) end)\n",
+        )],
+    );
     format!("dir = \"{}\"", dir.display())
 }
 
@@ -110,12 +77,7 @@ fn forwarded_browser(addr: &str) -> reqwest::Client {
 }
 
 async fn whoami(e: &Engine, header: (&str, &str)) -> String {
-    let r = client()
-        .get(e.at("/auth/whoami"))
-        .header(header.0, header.1)
-        .send()
-        .await
-        .expect("get");
+    let r = client().get(e.at("/auth/whoami")).header(header.0, header.1).send().await.expect("get");
     assert_eq!(r.status(), 200);
     r.text().await.expect("text")
 }
@@ -131,23 +93,11 @@ pub async fn trusted_proxy_client_address(b: Backend) {
         .extra(THROTTLE)
         .start()
         .await;
-    assert_eq!(
-        whoami(&e, ("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.2")).await,
-        "203.0.113.7"
-    );
-    assert_eq!(
-        whoami(&e, ("x-forwarded-for", "[2001:db8::1]:4711")).await,
-        "2001:db8::1"
-    );
-    assert_eq!(
-        whoami(&e, ("x-forwarded-for", "garbage")).await,
-        "127.0.0.1"
-    );
+    assert_eq!(whoami(&e, ("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.2")).await, "203.0.113.7");
+    assert_eq!(whoami(&e, ("x-forwarded-for", "[2001:db8::1]:4711")).await, "2001:db8::1");
+    assert_eq!(whoami(&e, ("x-forwarded-for", "garbage")).await, "127.0.0.1");
     // Only the configured header (X-Forwarded-For by default) is read.
-    assert_eq!(
-        whoami(&e, ("forwarded", "for=192.0.2.1")).await,
-        "127.0.0.1"
-    );
+    assert_eq!(whoami(&e, ("forwarded", "for=192.0.2.1")).await, "127.0.0.1");
 
     let admin = Admin::new(&db, &e);
     admin.create_user("uma@example.com", Some(PASSWORD)).await;
@@ -156,116 +106,42 @@ pub async fn trusted_proxy_client_address(b: Backend) {
         let r = login(&spray, &e, &format!("spray{i}@example.com"), "guess", None).await;
         assert_eq!(r.status(), 401, "attempt {i}");
     }
-    assert_eq!(
-        login(&spray, &e, "uma@example.com", PASSWORD, None)
-            .await
-            .status(),
-        429,
-        "the sprayer's address must be locked"
-    );
+    assert_eq!(login(&spray, &e, "uma@example.com", PASSWORD, None).await.status(), 429, "the sprayer's address must be locked");
     // Someone else behind the same proxy signs in as usual.
-    assert_eq!(
-        login(
-            &forwarded_browser("198.51.100.9"),
-            &e,
-            "uma@example.com",
-            PASSWORD,
-            None
-        )
-        .await
-        .status(),
-        303
-    );
+    assert_eq!(login(&forwarded_browser("198.51.100.9"), &e, "uma@example.com", PASSWORD, None).await.status(), 303);
     assert_eq!(db.count("SELECT COUNT(*) FROM auth.login_throttle WHERE key = 'ip:203.0.113.7' AND locked_until IS NOT NULL").await, 1);
-    assert_eq!(
-        db.count("SELECT COUNT(*) FROM auth.login_throttle WHERE key = 'ip:127.0.0.1'")
-            .await,
-        0
-    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.login_throttle WHERE key = 'ip:127.0.0.1'").await, 0);
     // The audit log names the forwarded address.
-    assert_eq!(
-        db.count(
-            "SELECT COUNT(*) FROM auth.audit WHERE action = 'login.failed' AND ip = '203.0.113.7'"
-        )
-        .await,
-        4
-    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.audit WHERE action = 'login.failed' AND ip = '203.0.113.7'").await, 4);
     assert_eq!(db.count("SELECT COUNT(*) FROM auth.audit WHERE action = 'login.succeeded' AND ip = '198.51.100.9'").await, 1);
-    assert_eq!(
-        db.count(
-            "SELECT COUNT(*) FROM auth.audit WHERE action LIKE 'login.%' AND ip = '127.0.0.1'"
-        )
-        .await,
-        0
-    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.audit WHERE action LIKE 'login.%' AND ip = '127.0.0.1'").await, 0);
 }
 
 /// Without trusted proxies the header is the client's to write: it changes nothing.
 pub async fn spoofed_forwarding_ignored(b: Backend) {
     let db = TestDb::new(b).await;
-    let e = Setup::new(&db)
-        .flows(&whoami_flows(&db))
-        .extra(THROTTLE)
-        .start()
-        .await;
-    assert_eq!(
-        whoami(&e, ("x-forwarded-for", "203.0.113.7")).await,
-        "127.0.0.1"
-    );
-    assert_eq!(
-        whoami(&e, ("forwarded", "for=203.0.113.7")).await,
-        "127.0.0.1"
-    );
+    let e = Setup::new(&db).flows(&whoami_flows(&db)).extra(THROTTLE).start().await;
+    assert_eq!(whoami(&e, ("x-forwarded-for", "203.0.113.7")).await, "127.0.0.1");
+    assert_eq!(whoami(&e, ("forwarded", "for=203.0.113.7")).await, "127.0.0.1");
     let admin = Admin::new(&db, &e);
     admin.create_user("uma@example.com", Some(PASSWORD)).await;
     for i in 0..4 {
-        let r = login(
-            &forwarded_browser(&format!("203.0.113.{i}")),
-            &e,
-            &format!("spray{i}@example.com"),
-            "guess",
-            None,
-        )
-        .await;
+        let r = login(&forwarded_browser(&format!("203.0.113.{i}")), &e, &format!("spray{i}@example.com"), "guess", None).await;
         assert_eq!(r.status(), 401, "attempt {i}");
     }
     assert_eq!(
-        login(
-            &forwarded_browser("198.51.100.9"),
-            &e,
-            "uma@example.com",
-            PASSWORD,
-            None
-        )
-        .await
-        .status(),
+        login(&forwarded_browser("198.51.100.9"), &e, "uma@example.com", PASSWORD, None).await.status(),
         429,
         "a new header must not evade the lock"
     );
-    assert_eq!(
-        login(&browser(), &e, "uma@example.com", PASSWORD, None)
-            .await
-            .status(),
-        429
-    );
-    assert_eq!(
-        db.count("SELECT COUNT(*) FROM auth.login_throttle WHERE key LIKE 'ip:203.0.113.%'")
-            .await,
-        0
-    );
-    assert_eq!(
-        db.count(
-            "SELECT COUNT(*) FROM auth.audit WHERE action = 'login.failed' AND ip = '127.0.0.1'"
-        )
-        .await,
-        4
-    );
+    assert_eq!(login(&browser(), &e, "uma@example.com", PASSWORD, None).await.status(), 429);
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.login_throttle WHERE key LIKE 'ip:203.0.113.%'").await, 0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM auth.audit WHERE action = 'login.failed' AND ip = '127.0.0.1'").await, 4);
 }
 
 /// Reads one response head (and whatever body came with it) from a raw socket.
 fn read_answer(s: &mut TcpStream) -> String {
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let mut buf = vec![0u8; 8192];
     let n = s.read(&mut buf).unwrap_or(0);
     String::from_utf8_lossy(&buf[..n]).into_owned()
@@ -284,16 +160,9 @@ pub async fn declared_too_large(b: Backend) {
         s.write_all(head.as_bytes()).expect("write");
         let started = Instant::now();
         let answer = read_answer(&mut s);
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{expect:?}: took {:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < Duration::from_secs(2), "{expect:?}: took {:?}", started.elapsed());
         assert!(answer.starts_with("HTTP/1.1 413"), "{expect:?}: {answer}");
-        assert!(
-            answer.to_ascii_lowercase().contains("connection: close"),
-            "{answer}"
-        );
+        assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
         assert!(answer.contains("payload_too_large"), "{answer}");
     }
 }
@@ -301,37 +170,18 @@ pub async fn declared_too_large(b: Backend) {
 /// `Strict-Transport-Security` on every answer when the public URL is https, never over http.
 pub async fn hsts_header(b: Backend) {
     let db = TestDb::new(b).await;
-    let e = Setup::new(&db)
-        .server("public_url = \"https://id.example.test\"")
-        .start()
-        .await;
+    let e = Setup::new(&db).server("public_url = \"https://id.example.test\"").start().await;
     let c = client();
-    for path in [
-        "/healthz",
-        "/auth/login",
-        "/auth/nothing-here",
-        "/auth/.well-known/openid-configuration",
-    ] {
+    for path in ["/healthz", "/auth/login", "/auth/nothing-here", "/auth/.well-known/openid-configuration"] {
         let r = c.get(e.at(path)).send().await.expect("get");
-        let v = r
-            .headers()
-            .get("strict-transport-security")
-            .map(|v| v.to_str().unwrap_or_default().to_string());
-        assert_eq!(
-            v.as_deref(),
-            Some("max-age=31536000"),
-            "{path} ({})",
-            r.status()
-        );
+        let v = r.headers().get("strict-transport-security").map(|v| v.to_str().unwrap_or_default().to_string());
+        assert_eq!(v.as_deref(), Some("max-age=31536000"), "{path} ({})", r.status());
     }
     drop(e);
     let db = TestDb::new(b).await;
     let e = Setup::new(&db).start().await;
     for path in ["/healthz", "/auth/login"] {
         let r = c.get(e.at(path)).send().await.expect("get");
-        assert!(
-            r.headers().get("strict-transport-security").is_none(),
-            "{path} over http"
-        );
+        assert!(r.headers().get("strict-transport-security").is_none(), "{path} over http");
     }
 }

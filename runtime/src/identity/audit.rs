@@ -106,7 +106,8 @@ pub(crate) struct StoredEntry {
     pub details: String,
 }
 
-pub(crate) const INSERT: &str = "INSERT INTO auth.audit (at, actor, action, target, ip, request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const INSERT: &str =
+    "INSERT INTO auth.audit (at, actor, action, target, ip, request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 impl StoredEntry {
     pub fn new(ctx: &Context, e: Entry) -> Result<StoredEntry, IdentityError> {

@@ -16,8 +16,7 @@ pub fn new_id() -> String {
 
 /// Whether `s` looks like an id this module made (cheap input check before a query).
 pub fn is_id(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() })
+    s.len() == 36 && s.char_indices().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() })
 }
 
 #[cfg(test)]

@@ -50,6 +50,15 @@ impl Identity {
         let keys = secrets::ServerKeys::load(&config, &db).await?;
         let hasher = password::Hasher::new(&config.auth.password, &keys)?;
         let mailer = mail::Mailer::new(config.auth.smtp.as_ref())?;
-        Ok(Identity { config, db, hasher, keys, mailer, signers: Default::default(), logout_wakeup: Default::default(), sqlite_writer: Default::default() })
+        Ok(Identity {
+            config,
+            db,
+            hasher,
+            keys,
+            mailer,
+            signers: Default::default(),
+            logout_wakeup: Default::default(),
+            sqlite_writer: Default::default(),
+        })
     }
 }

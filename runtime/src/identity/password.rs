@@ -165,7 +165,9 @@ impl Hasher {
     /// Whether a stored hash was made with other parameters than the configured ones.
     pub fn needs_rehash(&self, phc: &str) -> bool {
         match PasswordHash::new(phc) {
-            Ok(p) if p.algorithm.as_str() == "argon2id" => Params::try_from(&p).map(|params| differs(&params, &self.inner.params)).unwrap_or(true),
+            Ok(p) if p.algorithm.as_str() == "argon2id" => {
+                Params::try_from(&p).map(|params| differs(&params, &self.inner.params)).unwrap_or(true)
+            }
             _ => true,
         }
     }
@@ -222,7 +224,14 @@ fn differs(a: &Params, b: &Params) -> bool {
 }
 
 /// Argon2id of `password` under `params`, into `out`, in the reusable `memory`.
-fn compute(pepper: &[u8], params: &Params, salt: &[u8], password: &[u8], out: &mut [u8], memory: &mut Vec<Block>) -> Result<(), IdentityError> {
+fn compute(
+    pepper: &[u8],
+    params: &Params,
+    salt: &[u8],
+    password: &[u8],
+    out: &mut [u8],
+    memory: &mut Vec<Block>,
+) -> Result<(), IdentityError> {
     let argon = Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, params.clone())
         .map_err(|e| IdentityError::Internal(format!("argon2: {e}")))?;
     let blocks = params.block_count();
@@ -275,10 +284,7 @@ fn default_concurrency(memory_kib: u32) -> usize {
     let available_kib = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse::<u64>().ok())
+            m.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse::<u64>().ok())
         })
         .unwrap_or(1024 * 1024);
     let by_memory = (available_kib / 4 / u64::from(memory_kib.max(1))).max(1) as usize;

@@ -155,7 +155,11 @@ impl Identity {
             // written, and a new session is made instead.
             rekey = None;
         };
-        let session = self.session_by("s.id", &id).await?.map(|(s, _, _)| s).ok_or_else(|| IdentityError::Internal("the new session vanished".into()))?;
+        let session = self
+            .session_by("s.id", &id)
+            .await?
+            .map(|(s, _, _)| s)
+            .ok_or_else(|| IdentityError::Internal("the new session vanished".into()))?;
         Ok((token, session))
     }
 

@@ -49,7 +49,13 @@ pub async fn retry_after(id: &Identity, keys: &[&str]) -> Result<Option<u64>, Id
 }
 
 /// Counts a failed login against the account and the IP and sets their wait.
-pub async fn record_failure(id: &Identity, account_key: &str, ip_key: Option<&str>, email: &str, ctx: &Context) -> Result<(), IdentityError> {
+pub async fn record_failure(
+    id: &Identity,
+    account_key: &str,
+    ip_key: Option<&str>,
+    email: &str,
+    ctx: &Context,
+) -> Result<(), IdentityError> {
     let bf = &id.config.auth.brute_force;
     let failures = bump(id, account_key).await?;
     let delay = if failures >= i64::from(bf.max_failures) {

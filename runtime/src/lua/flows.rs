@@ -82,8 +82,7 @@ fn load_all(dir: Option<&Path>) -> Result<Vec<FlowSource>, FlowError> {
     if let Some(dir) = dir {
         for path in lua_files(dir)? {
             let rel = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
-            let source = std::fs::read_to_string(&path)
-                .map_err(|source| FlowError::Dir { path: path.display().to_string(), source })?;
+            let source = std::fs::read_to_string(&path).map_err(|source| FlowError::Dir { path: path.display().to_string(), source })?;
             by_name.insert(rel.clone(), FlowSource { name: rel, source, origin: Origin::Override(path) });
         }
     }

@@ -396,18 +396,12 @@ pub fn require_phase(lua: &Lua, function: &str, allowed: &[Phase]) -> mlua::Resu
         return Ok(());
     }
     let where_ok: Vec<&str> = allowed.iter().map(|p| p.describe()).collect();
-    Err(mlua::Error::runtime(format!(
-        "{function} cannot be called in {} (only in {})",
-        now.describe(),
-        where_ok.join(" or ")
-    )))
+    Err(mlua::Error::runtime(format!("{function} cannot be called in {} (only in {})", now.describe(), where_ok.join(" or "))))
 }
 
 /// Shared state from inside a stdlib function.
 pub fn shared(lua: &Lua) -> mlua::Result<Arc<Shared>> {
-    lua.app_data_ref::<Arc<Shared>>()
-        .map(|s| s.clone())
-        .ok_or_else(|| mlua::Error::runtime("engine context missing from this Lua state"))
+    lua.app_data_ref::<Arc<Shared>>().map(|s| s.clone()).ok_or_else(|| mlua::Error::runtime("engine context missing from this Lua state"))
 }
 
 /// What a stdlib call that can fail on its input or on the world returns: the value alone on

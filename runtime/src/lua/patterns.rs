@@ -53,17 +53,7 @@ pub struct Matcher<'a> {
 
 impl<'a> Matcher<'a> {
     pub fn new(lua: Option<&'a Lua>, src: &'a [u8], pat: &'a [u8]) -> Matcher<'a> {
-        Matcher {
-            src,
-            pat,
-            level: 0,
-            depth: MAXCCALLS,
-            caps: [(0, 0); MAXCAPTURES],
-            steps: 0,
-            total: 0,
-            inline_limit: INLINE_STEPS,
-            lua,
-        }
+        Matcher { src, pat, level: 0, depth: MAXCCALLS, caps: [(0, 0); MAXCAPTURES], steps: 0, total: 0, inline_limit: INLINE_STEPS, lua }
     }
 
     /// `reprepstate`: before each attempt. The step count carries on: it is per call.
@@ -120,9 +110,7 @@ impl<'a> Matcher<'a> {
                 return Ok(Some(s));
             }
             match self.pat[p] {
-                b'(' if self.pc(p + 1) == b')' => {
-                    return self.start_capture(s, p + 2, CAP_POSITION)
-                }
+                b'(' if self.pc(p + 1) == b')' => return self.start_capture(s, p + 2, CAP_POSITION),
                 b'(' => return self.start_capture(s, p + 1, CAP_UNFINISHED),
                 b')' => return self.end_capture(s, p + 1),
                 b'$' if p + 1 == self.pat.len() => return Ok((s == self.src.len()).then_some(s)),
@@ -140,22 +128,18 @@ impl<'a> Matcher<'a> {
                     }
                     let ep = self.class_end(p)?;
                     let previous = if s == 0 { 0 } else { self.src[s - 1] };
-                    if self.match_bracket(previous, p, ep - 1)
-                        || !self.match_bracket(self.sc(s), p, ep - 1)
-                    {
+                    if self.match_bracket(previous, p, ep - 1) || !self.match_bracket(self.sc(s), p, ep - 1) {
                         return Ok(None);
                     }
                     p = ep;
                 }
-                b'%' if self.pc(p + 1).is_ascii_digit() => {
-                    match self.match_capture(s, self.pc(p + 1))? {
-                        Some(next) => {
-                            s = next;
-                            p += 2;
-                        }
-                        None => return Ok(None),
+                b'%' if self.pc(p + 1).is_ascii_digit() => match self.match_capture(s, self.pc(p + 1))? {
+                    Some(next) => {
+                        s = next;
+                        p += 2;
                     }
-                }
+                    None => return Ok(None),
+                },
                 _ => {
                     let ep = self.class_end(p)?;
                     let after = self.pc(ep);
@@ -329,10 +313,7 @@ impl<'a> Matcher<'a> {
     }
 
     fn end_capture(&mut self, s: usize, p: usize) -> Res<Option<usize>> {
-        let Some(l) = (0..self.level)
-            .rev()
-            .find(|&l| self.caps[l].1 == CAP_UNFINISHED)
-        else {
+        let Some(l) = (0..self.level).rev().find(|&l| self.caps[l].1 == CAP_UNFINISHED) else {
             return fail("invalid pattern capture");
         };
         self.caps[l].1 = (s - self.caps[l].0) as isize;

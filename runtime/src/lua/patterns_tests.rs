@@ -260,12 +260,7 @@ fn same_results_as_lua() {
             failures.push(format!("{case}\n   lua:  {want}\n   rust: {got}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} case(s) differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} case(s) differ:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// Random subjects and patterns from a small alphabet, so that many of them match and many
@@ -273,19 +268,10 @@ fn same_results_as_lua() {
 #[test]
 fn same_results_on_generated_cases() {
     let (c, rust) = states();
-    let subjects = [
-        "",
-        "a",
-        "ab(c)d",
-        "aaa bbb",
-        "x=1, y=22",
-        "((a)(b))",
-        "%a-b]",
-        "  pad  ",
-    ];
+    let subjects = ["", "a", "ab(c)d", "aaa bbb", "x=1, y=22", "((a)(b))", "%a-b]", "  pad  "];
     let atoms = [
-        "a", "b", ".", "%a", "%s", "%d", "[ab]", "[^a]", "(", ")", "()", "%1", "%b()", "%f[%w]",
-        "$", "^", "-", "*", "+", "?", "%", "[", "]", " ",
+        "a", "b", ".", "%a", "%s", "%d", "[ab]", "[^a]", "(", ")", "()", "%1", "%b()", "%f[%w]", "$", "^", "-", "*", "+", "?", "%", "[",
+        "]", " ",
     ];
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move |n: usize| {
@@ -310,12 +296,7 @@ fn same_results_on_generated_cases() {
             failures.push(format!("{call}\n   lua:  {want}\n   rust: {got}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} case(s) differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} case(s) differ:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// A state with the Rust functions and a budget that ends `after` from now.
@@ -330,27 +311,17 @@ fn budgeted(after: Duration) -> Lua {
 
 fn stopped_by_budget(lua: &Lua, code: &str) -> Duration {
     let started = Instant::now();
-    let err = lua
-        .load(code)
-        .exec()
-        .expect_err("the budget should have stopped it");
+    let err = lua.load(code).exec().expect_err("the budget should have stopped it");
     let took = started.elapsed();
     assert!(err.to_string().contains(BUDGET_EXCEEDED), "{err}");
-    assert!(lua
-        .app_data_ref::<Budget>()
-        .unwrap()
-        .exceeded
-        .load(std::sync::atomic::Ordering::Relaxed));
+    assert!(lua.app_data_ref::<Budget>().unwrap().exceeded.load(std::sync::atomic::Ordering::Relaxed));
     took
 }
 
 #[test]
 fn the_budget_stops_a_quadratic_trim() {
     let lua = budgeted(Duration::from_millis(100));
-    let took = stopped_by_budget(
-        &lua,
-        r#"local s = "x" .. (" "):rep(40000) .. "y"; return s:match("^%s*(.-)%s*$")"#,
-    );
+    let took = stopped_by_budget(&lua, r#"local s = "x" .. (" "):rep(40000) .. "y"; return s:match("^%s*(.-)%s*$")"#);
     assert!(took < Duration::from_secs(1), "took {took:?}");
 }
 
@@ -385,18 +356,12 @@ fn a_spent_budget_keeps_failing() {
 fn no_budget_no_limit() {
     let lua = Lua::new();
     super::super::strfns::install(&lua).unwrap();
-    let n: i64 = lua
-        .load(r#"return #(("ab"):rep(20000):match("^(.-)%s*$"))"#)
-        .eval()
-        .unwrap();
+    let n: i64 = lua.load(r#"return #(("ab"):rep(20000):match("^(.-)%s*$"))"#).eval().unwrap();
     assert_eq!(n, 40000);
     let mut budget = Budget::default();
     budget.deadline = None;
     lua.set_app_data(budget);
-    let n: i64 = lua
-        .load(r#"return #(("ab"):rep(20000):match("^(.-)%s*$"))"#)
-        .eval()
-        .unwrap();
+    let n: i64 = lua.load(r#"return #(("ab"):rep(20000):match("^(.-)%s*$"))"#).eval().unwrap();
     assert_eq!(n, 40000);
 }
 
@@ -423,9 +388,7 @@ async fn long_calls_resume_off_the_worker() {
         let ok: bool = if with_runtime {
             lua.load(code).eval().unwrap()
         } else {
-            std::thread::spawn(move || lua.load(code).eval::<bool>().unwrap())
-                .join()
-                .unwrap()
+            std::thread::spawn(move || lua.load(code).eval::<bool>().unwrap()).join().unwrap()
         };
         assert!(ok);
     }
@@ -447,22 +410,17 @@ fn cost() {
     let (c, rust) = states();
     // The floor: any Rust function with these arguments and results, through mlua.
     let floor = |lua: &Lua| {
-        let f = lua.create_function(
-            |_, _: (mlua::Value, mlua::Value, mlua::Value, mlua::Value)| {
-                let mut out = mlua::MultiValue::new();
-                out.push_back(mlua::Value::Integer(6));
-                out.push_back(mlua::Value::Integer(6));
-                Ok(out)
-            },
-        );
+        let f = lua.create_function(|_, _: (mlua::Value, mlua::Value, mlua::Value, mlua::Value)| {
+            let mut out = mlua::MultiValue::new();
+            out.push_back(mlua::Value::Integer(6));
+            out.push_back(mlua::Value::Integer(6));
+            Ok(out)
+        });
         lua.globals().set("floor", f.unwrap()).unwrap();
     };
     floor(&c);
     floor(&rust);
-    for call in [r#"floor("alice@example.com", "@", 1, true)"#]
-        .into_iter()
-        .chain(calls)
-    {
+    for call in [r#"floor("alice@example.com", "@", 1, true)"#].into_iter().chain(calls) {
         let code = format!("local t = os.clock() for _ = 1, 200000 do local _ = {call} end return (os.clock() - t) / 200000 * 1e9");
         let want: f64 = c.load(&code).eval().unwrap();
         let got: f64 = rust.load(&code).eval().unwrap();

@@ -27,10 +27,7 @@ impl FlowRequest {
 
     /// Every header, lower-case names, repeated ones joined with ", ".
     pub fn header_pairs(&self) -> Vec<(String, String)> {
-        self.headers
-            .keys()
-            .map(|name| (name.as_str().to_string(), self.header(name.as_str()).unwrap_or_default()))
-            .collect()
+        self.headers.keys().map(|name| (name.as_str().to_string(), self.header(name.as_str()).unwrap_or_default())).collect()
     }
 
     /// Decoded query parameters (a repeated name keeps its last value), at most

@@ -20,17 +20,25 @@ use super::{Phase, RequestRun, Shared};
 /// `loadfile`, `rawset`, `collectgarbage`, `setfenv`-likes, `require` (replaced by ours),
 /// and the `io`, `debug`, `package` and `coroutine` libraries.
 const ALLOWED_BASE: &[&str] = &[
-    "assert", "error", "ipairs", "next", "pairs", "rawequal", "rawget", "rawlen", "select",
-    "setmetatable", "getmetatable", "tonumber", "tostring", "type", "_VERSION",
+    "assert",
+    "error",
+    "ipairs",
+    "next",
+    "pairs",
+    "rawequal",
+    "rawget",
+    "rawlen",
+    "select",
+    "setmetatable",
+    "getmetatable",
+    "tonumber",
+    "tostring",
+    "type",
+    "_VERSION",
 ];
 /// Libraries exposed as read-only proxies, with the functions each may use (`None` = all).
-const ALLOWED_LIBS: &[(&str, Option<&[&str]>)] = &[
-    ("string", None),
-    ("table", None),
-    ("math", None),
-    ("utf8", None),
-    ("os", Some(&["time", "clock", "date", "difftime"])),
-];
+const ALLOWED_LIBS: &[(&str, Option<&[&str]>)] =
+    &[("string", None), ("table", None), ("math", None), ("utf8", None), ("os", Some(&["time", "clock", "date", "difftime"]))];
 
 /// The message a budget stop raises; a flow's `pcall` re-raises it.
 pub const BUDGET_EXCEEDED: &str = "budget_exceeded: the flow ran longer than its budget and was stopped";
@@ -414,7 +422,13 @@ impl Vm {
 
     /// Serves one request with a kept handler ([`CACHED_RUNNER`]); `ordinal` counts from 0.
     /// The flag is false when the handler assigned an upvalue: drop the handlers.
-    pub async fn run_cached(&self, handlers: Table, ordinal: usize, method: mlua::String, path: mlua::String) -> mlua::Result<(Value, bool)> {
+    pub async fn run_cached(
+        &self,
+        handlers: Table,
+        ordinal: usize,
+        method: mlua::String,
+        path: mlua::String,
+    ) -> mlua::Result<(Value, bool)> {
         self.cached_runner.call_async((handlers, ordinal + 1, method, path)).await
     }
 
@@ -509,10 +523,7 @@ pub fn read_only(lua: &Lua, target: Table, name: &str) -> mlua::Result<Table> {
 }
 
 fn deny_global(_: &Lua, (_t, k, _v): (Table, Value, Value)) -> mlua::Result<()> {
-    Err(mlua::Error::runtime(format!(
-        "assignment to undeclared global '{}' (declare it with `local`)",
-        key_name(&k)
-    )))
+    Err(mlua::Error::runtime(format!("assignment to undeclared global '{}' (declare it with `local`)", key_name(&k))))
 }
 
 fn key_name(k: &Value) -> String {

@@ -15,16 +15,10 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     let string: Table = lua.globals().raw_get("string")?;
     string.raw_set(
         "find",
-        lua.create_function(|lua, (s, p, init, plain): (Value, Value, Value, Value)| {
-            find_aux(lua, s, p, init, plain, true)
-        })?,
+        lua.create_function(|lua, (s, p, init, plain): (Value, Value, Value, Value)| find_aux(lua, s, p, init, plain, true))?,
     )?;
-    string.raw_set(
-        "match",
-        lua.create_function(|lua, (s, p, init): (Value, Value, Value)| {
-            find_aux(lua, s, p, init, Value::Nil, false)
-        })?,
-    )?;
+    string
+        .raw_set("match", lua.create_function(|lua, (s, p, init): (Value, Value, Value)| find_aux(lua, s, p, init, Value::Nil, false))?)?;
     string.raw_set("gmatch", lua.create_function(gmatch)?)?;
     string.raw_set("gsub", lua.create_function(gsub)?)?;
     string.raw_set("dump", Value::Nil)?;
@@ -53,14 +47,8 @@ fn bad_arg(arg: usize, fname: &str, msg: &str) -> mlua::Error {
 fn check_string(lua: &Lua, v: Value, arg: usize, fname: &str) -> Res<mlua::String> {
     match v {
         Value::String(s) => Ok(s),
-        Value::Integer(_) | Value::Number(_) => lua
-            .coerce_string(v)?
-            .ok_or_else(|| bad_arg(arg, fname, "string expected, got number")),
-        other => Err(bad_arg(
-            arg,
-            fname,
-            &format!("string expected, got {}", type_name(&other)),
-        )),
+        Value::Integer(_) | Value::Number(_) => lua.coerce_string(v)?.ok_or_else(|| bad_arg(arg, fname, "string expected, got number")),
+        other => Err(bad_arg(arg, fname, &format!("string expected, got {}", type_name(&other)))),
     }
 }
 
@@ -101,12 +89,7 @@ fn capture_value(lua: &Lua, m: &Matcher, i: usize, s: usize, e: usize) -> Res<Va
 }
 
 /// `push_captures`: onto `out`; `whole` is the match, or `None` for `find`'s extra values.
-fn push_captures(
-    lua: &Lua,
-    m: &Matcher,
-    whole: Option<(usize, usize)>,
-    out: &mut MultiValue,
-) -> Res<()> {
+fn push_captures(lua: &Lua, m: &Matcher, whole: Option<(usize, usize)>, out: &mut MultiValue) -> Res<()> {
     let (s, e) = whole.unwrap_or((0, 0));
     for i in 0..m.capture_count(whole.is_some()) {
         out.push_back(capture_value(lua, m, i, s, e)?);
@@ -114,14 +97,7 @@ fn push_captures(
     Ok(())
 }
 
-fn find_aux(
-    lua: &Lua,
-    s: Value,
-    p: Value,
-    init: Value,
-    plain: Value,
-    find: bool,
-) -> Res<MultiValue> {
+fn find_aux(lua: &Lua, s: Value, p: Value, init: Value, plain: Value, find: bool) -> Res<MultiValue> {
     let fname = if find { "find" } else { "match" };
     let s = check_string(lua, s, 1, fname)?;
     let p = check_string(lua, p, 2, fname)?;
@@ -219,13 +195,7 @@ fn gsub(lua: &Lua, (s, p, repl, max): (Value, Value, Value, Value)) -> Res<(Valu
         v @ (Value::Integer(_) | Value::Number(_)) => Repl::Str(check_string(lua, v, 3, "gsub")?),
         Value::Table(t) => Repl::Table(t),
         Value::Function(f) => Repl::Func(f),
-        other => {
-            return Err(bad_arg(
-                3,
-                "gsub",
-                &format!("string/function/table expected, got {}", type_name(&other)),
-            ))
-        }
+        other => return Err(bad_arg(3, "gsub", &format!("string/function/table expected, got {}", type_name(&other)))),
     };
     let anchor = pb.first() == Some(&b'^');
     let pat = if anchor { &pb[1..] } else { &pb[..] };
@@ -265,14 +235,7 @@ fn gsub(lua: &Lua, (s, p, repl, max): (Value, Value, Value, Value)) -> Res<(Valu
 }
 
 /// `add_value`: appends the replacement of the match `s..e`; false when the original was kept.
-fn add_value(
-    lua: &Lua,
-    m: &Matcher,
-    buf: &mut Vec<u8>,
-    s: usize,
-    e: usize,
-    repl: &Repl,
-) -> Res<bool> {
+fn add_value(lua: &Lua, m: &Matcher, buf: &mut Vec<u8>, s: usize, e: usize, repl: &Repl) -> Res<bool> {
     let value = match repl {
         Repl::Str(r) => {
             add_string(m, buf, s, e, &r.as_bytes())?;
@@ -300,10 +263,7 @@ fn add_value(
             }
             Ok(true)
         }
-        other => Err(mlua::Error::RuntimeError(format!(
-            "invalid replacement value (a {})",
-            type_name(&other)
-        ))),
+        other => Err(mlua::Error::RuntimeError(format!("invalid replacement value (a {})", type_name(&other)))),
     }
 }
 
@@ -320,11 +280,7 @@ fn add_string(m: &Matcher, buf: &mut Vec<u8>, s: usize, e: usize, r: &[u8]) -> R
                 Capture::Slice(a, b) => buf.extend_from_slice(&m.src[a..b]),
                 Capture::Position(n) => buf.extend_from_slice(n.to_string().as_bytes()),
             },
-            _ => {
-                return Err(mlua::Error::RuntimeError(
-                    "invalid use of '%' in replacement string".into(),
-                ))
-            }
+            _ => return Err(mlua::Error::RuntimeError("invalid use of '%' in replacement string".into())),
         }
         rest = rest.get(at + 2..).unwrap_or(&[]);
     }

@@ -15,10 +15,10 @@ use sqlx::Row;
 
 use super::clients::Client;
 use super::{json_text, later, now_secs, split_scopes, with_params, OAuthError, Params, Reply};
+use crate::crypto::{random_token, sha256_hex};
 use crate::identity::sessions::Session;
 use crate::identity::users::User;
 use crate::identity::{Identity, IdentityError};
-use crate::crypto::{random_token, sha256_hex};
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -28,7 +28,12 @@ pub const RESUME_PATH: &str = "/auth/authorize/resume";
 const PROMPTS: &[&str] = &["none", "login", "consent", "select_account"];
 /// The errors a login or consent flow may end a request with (OIDC Core §3.1.2.6).
 pub const FLOW_ERRORS: &[&str] = &[
-    "access_denied", "login_required", "consent_required", "interaction_required", "account_selection_required", "temporarily_unavailable",
+    "access_denied",
+    "login_required",
+    "consent_required",
+    "interaction_required",
+    "account_selection_required",
+    "temporarily_unavailable",
 ];
 
 /// An authorization request once checked, as it is parked and later turned into a code.
@@ -94,9 +99,10 @@ pub fn redirect_uri_registered(registered: &[String], given: &str) -> bool {
     if !loopback(&g) {
         return false;
     }
-    registered.iter().filter_map(|r| url::Url::parse(r).ok()).any(|r| {
-        loopback(&r) && r.host_str() == g.host_str() && r.path() == g.path() && r.query() == g.query() && g.fragment().is_none()
-    })
+    registered
+        .iter()
+        .filter_map(|r| url::Url::parse(r).ok())
+        .any(|r| loopback(&r) && r.host_str() == g.host_str() && r.path() == g.path() && r.query() == g.query() && g.fragment().is_none())
 }
 
 impl Identity {
@@ -126,7 +132,12 @@ impl Identity {
     /// `GET` or `POST /auth/authorize`.
     /// `binding` is the browser's `assay_authz` cookie: only that browser may sign in for a
     /// request parked here.
-    pub async fn authorize(&self, pairs: Vec<(String, String)>, browser: Option<&(Session, User)>, binding: &str) -> Result<Reply, IdentityError> {
+    pub async fn authorize(
+        &self,
+        pairs: Vec<(String, String)>,
+        browser: Option<&(Session, User)>,
+        binding: &str,
+    ) -> Result<Reply, IdentityError> {
         // Until the client and redirect URI are known to be right, every error is a page.
         let pairs_ok = Params::new(pairs);
         let client_id = match &pairs_ok {
@@ -140,7 +151,9 @@ impl Identity {
         let params = pairs_ok.map_err(|e| IdentityError::Internal(e.description))?;
         let client = match self.get_client(&client_id).await {
             Ok(c) => c,
-            Err(IdentityError::NotFound(_)) => return Ok(Reply::error_page(400, "invalid_client", "no client is registered with that client_id")),
+            Err(IdentityError::NotFound(_)) => {
+                return Ok(Reply::error_page(400, "invalid_client", "no client is registered with that client_id"))
+            }
             Err(e) => return Err(e),
         };
         let Some(redirect_uri) = params.get("redirect_uri") else {
@@ -154,7 +167,10 @@ impl Identity {
             Some("form_post") => true,
             Some(other) => {
                 let target = Target { redirect_uri, state: params.get("state"), form_post: false };
-                return Ok(self.error_to(&target, &OAuthError::invalid_request(format!("response_mode {other:?} is not supported (query, form_post)"))));
+                return Ok(self.error_to(
+                    &target,
+                    &OAuthError::invalid_request(format!("response_mode {other:?} is not supported (query, form_post)")),
+                ));
             }
         };
         let target = Target { redirect_uri, state: params.get("state"), form_post };
@@ -181,7 +197,9 @@ impl Identity {
         });
         match login {
             Some(login) => self.after_login(&client, request, None, binding, login, None, false).await,
-            None if request.prompts("none") => Ok(self.error_to(&target, &OAuthError::login_required("no session can answer for the user"))),
+            None if request.prompts("none") => {
+                Ok(self.error_to(&target, &OAuthError::login_required("no session can answer for the user")))
+            }
             None => {
                 let challenge = self.park(&request, binding).await?;
                 Ok(Reply::redirect(with_params(LOGIN_PATH, &[("login_challenge", &challenge)])))
@@ -200,7 +218,9 @@ impl Identity {
         match p.get("response_type") {
             None => return Err(OAuthError::invalid_request("the request has no response_type")),
             Some("code") => {}
-            Some(other) => return Err(OAuthError::unsupported_response_type(format!("response_type {other:?} is not supported; use code"))),
+            Some(other) => {
+                return Err(OAuthError::unsupported_response_type(format!("response_type {other:?} is not supported; use code")))
+            }
         }
         if !client.settings.grant_types.iter().any(|g| g == "authorization_code") {
             return Err(OAuthError::unauthorized_client("this client may not use the authorization code grant"));
@@ -237,7 +257,12 @@ impl Identity {
         }
         let max_age = match p.get("max_age") {
             None => None,
-            Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| OAuthError::invalid_request("max_age must be a non-negative integer"))?),
+            Some(v) => Some(
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| OAuthError::invalid_request("max_age must be a non-negative integer"))?,
+            ),
         };
         let claims = match p.get("claims") {
             None => None,
@@ -251,8 +276,16 @@ impl Identity {
         };
         let mut login_hint = p.get("login_hint").map(str::to_string);
         if let Some(hint) = p.get("id_token_hint") {
-            let expect = super::jwt::Expect { issuer: Some(self.issuer().to_string()), typ: Some("JWT".into()), allow_expired: true, ..Default::default() };
-            let claims = self.verify_jwt(hint, &expect).await.map_err(|_| OAuthError::invalid_request("id_token_hint is not an ID token of this provider"))?;
+            let expect = super::jwt::Expect {
+                issuer: Some(self.issuer().to_string()),
+                typ: Some("JWT".into()),
+                allow_expired: true,
+                ..Default::default()
+            };
+            let claims = self
+                .verify_jwt(hint, &expect)
+                .await
+                .map_err(|_| OAuthError::invalid_request("id_token_hint is not an ID token of this provider"))?;
             if let Some(sub) = claims["sub"].as_str() {
                 login_hint = Some(sub.to_string());
             }
@@ -282,8 +315,21 @@ impl Identity {
 
     /// The request, once a user is known: consent, then the code.
     #[allow(clippy::too_many_arguments)]
-    async fn after_login(&self, client: &Client, request: AuthRequest, challenge: Option<&str>, binding: &str, login: Login, granted: Option<Vec<String>>, remember: bool) -> Result<Reply, IdentityError> {
-        let target = Target { redirect_uri: &request.redirect_uri, state: request.state.as_deref(), form_post: request.response_mode == "form_post" };
+    async fn after_login(
+        &self,
+        client: &Client,
+        request: AuthRequest,
+        challenge: Option<&str>,
+        binding: &str,
+        login: Login,
+        granted: Option<Vec<String>>,
+        remember: bool,
+    ) -> Result<Reply, IdentityError> {
+        let target = Target {
+            redirect_uri: &request.redirect_uri,
+            state: request.state.as_deref(),
+            form_post: request.response_mode == "form_post",
+        };
         let scopes = match granted {
             Some(granted) => {
                 if remember {
@@ -410,15 +456,25 @@ impl Identity {
     /// browser once they have reported.
     pub async fn resume_authorization(&self, challenge: &str, browser: Option<&(Session, User)>) -> Result<Reply, IdentityError> {
         let Some(p) = self.parked(challenge).await? else {
-            return Ok(Reply::error_page(400, "invalid_request", "this sign-in request is unknown or has expired; start again from the application"));
+            return Ok(Reply::error_page(
+                400,
+                "invalid_request",
+                "this sign-in request is unknown or has expired; start again from the application",
+            ));
         };
         let client = match self.get_client(&p.request.client_id).await {
             Ok(c) => c,
-            Err(IdentityError::NotFound(_)) => return Ok(Reply::error_page(400, "invalid_client", "the client of this request no longer exists")),
+            Err(IdentityError::NotFound(_)) => {
+                return Ok(Reply::error_page(400, "invalid_client", "the client of this request no longer exists"))
+            }
             Err(e) => return Err(e),
         };
         let request = p.request.clone();
-        let target = Target { redirect_uri: &request.redirect_uri, state: request.state.as_deref(), form_post: request.response_mode == "form_post" };
+        let target = Target {
+            redirect_uri: &request.redirect_uri,
+            state: request.state.as_deref(),
+            form_post: request.response_mode == "form_post",
+        };
         if let Some(err) = &p.error {
             self.forget_request(challenge).await?;
             let code = FLOW_ERRORS.iter().find(|c| **c == err.0).copied().unwrap_or("access_denied");
@@ -466,7 +522,14 @@ impl Identity {
     }
 
     /// The login flow signed `browser` in for the request: record who, and where to go next.
-    pub async fn accept_login(&self, challenge: &str, binding: &str, browser: &(Session, User), amr: Option<Vec<String>>, acr: Option<String>) -> Result<String, IdentityError> {
+    pub async fn accept_login(
+        &self,
+        challenge: &str,
+        binding: &str,
+        browser: &(Session, User),
+        amr: Option<Vec<String>>,
+        acr: Option<String>,
+    ) -> Result<String, IdentityError> {
         let p = self.parked_for(challenge, binding).await?;
         if p.stage != "login" {
             return Err(IdentityError::Conflict("this request's login was already handled".into()));
@@ -516,7 +579,13 @@ impl Identity {
     }
 
     /// The user allowed the request: `scopes` (default: all asked), remembered or not.
-    pub async fn accept_consent(&self, challenge: &str, browser: Option<&(Session, User)>, scopes: Option<Vec<String>>, remember: bool) -> Result<String, IdentityError> {
+    pub async fn accept_consent(
+        &self,
+        challenge: &str,
+        browser: Option<&(Session, User)>,
+        scopes: Option<Vec<String>>,
+        remember: bool,
+    ) -> Result<String, IdentityError> {
         let p = self.bound(challenge, browser).await?;
         let granted = match scopes {
             None => p.request.scopes.clone(),
@@ -552,7 +621,10 @@ impl Identity {
 
     /// A parked request past its login, that `browser`'s session signed in for.
     async fn bound(&self, challenge: &str, browser: Option<&(Session, User)>) -> Result<Parked, IdentityError> {
-        let p = self.parked(challenge).await?.ok_or_else(|| IdentityError::NotFound("no pending consent request with that challenge".into()))?;
+        let p = self
+            .parked(challenge)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound("no pending consent request with that challenge".into()))?;
         let ok = p.stage != "login" && browser.is_some_and(|(s, _)| p.session_id.as_ref() == Some(&s.id));
         if !ok {
             return Err(IdentityError::NotFound("no pending consent request with that challenge for this session".into()));
@@ -624,7 +696,8 @@ mod tests {
 
     #[test]
     fn redirect_uris_match_exactly_except_loopback_ports() {
-        let r = reg(&["https://photos.example.com/auth/login", "app.immich:///oauth-callback", "http://127.0.0.1/cb", "http://[::1]/cb?x=1"]);
+        let r =
+            reg(&["https://photos.example.com/auth/login", "app.immich:///oauth-callback", "http://127.0.0.1/cb", "http://[::1]/cb?x=1"]);
         assert!(redirect_uri_registered(&r, "https://photos.example.com/auth/login"));
         assert!(redirect_uri_registered(&r, "app.immich:///oauth-callback"));
         // RFC 8252 §7.3: any port on a loopback address.

@@ -15,13 +15,30 @@ use crate::identity::IdentityError;
 
 /// Claims the engine sets and a hook may not change.
 pub const PROTECTED: &[&str] = &[
-    "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "nonce", "auth_time", "at_hash", "c_hash", "sid", "azp", "client_id",
-    "scope", "acr", "amr", "typ", "cnf", "events",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "nonce",
+    "auth_time",
+    "at_hash",
+    "c_hash",
+    "sid",
+    "azp",
+    "client_id",
+    "scope",
+    "acr",
+    "amr",
+    "typ",
+    "cnf",
+    "events",
 ];
 
-const PROFILE_FROM_METADATA: &[&str] = &[
-    "given_name", "family_name", "middle_name", "nickname", "profile", "picture", "website", "gender", "birthdate", "zoneinfo", "locale",
-];
+const PROFILE_FROM_METADATA: &[&str] =
+    &["given_name", "family_name", "middle_name", "nickname", "profile", "picture", "website", "gender", "birthdate", "zoneinfo", "locale"];
 
 /// What the claims hook is told: which token, for whom, which client, which scopes.
 pub struct HookInput<'a> {

@@ -116,7 +116,10 @@ impl Identity {
             Err(e) => return Err(e.into()),
         };
         if client.settings.token_endpoint_auth_method != "none" {
-            return fail(OAuthError::invalid_client(format!("this client must authenticate ({})", client.settings.token_endpoint_auth_method)), false);
+            return fail(
+                OAuthError::invalid_client(format!("this client must authenticate ({})", client.settings.token_endpoint_auth_method)),
+                false,
+            );
         }
         Ok(Authenticated { client, method: "none" })
     }
@@ -135,7 +138,11 @@ impl Identity {
     async fn by_assertion(&self, jwt: &str, client_id: Option<&str>, endpoint: &str) -> Result<Authenticated, Outcome> {
         let bad = |why: &str| fail(OAuthError::invalid_client(format!("client_assertion: {why}")), false);
         // The claims are read before the signature is checked only to find the client's keys.
-        let unverified = jwt.split('.').nth(1).and_then(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()).and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let unverified = jwt
+            .split('.')
+            .nth(1)
+            .and_then(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
         let Some(sub) = unverified.as_ref().and_then(|c| c["sub"].as_str().map(str::to_string)) else { return bad("no sub") };
         if client_id.is_some_and(|c| c != sub) {
             return bad("client_id differs from the assertion's sub");

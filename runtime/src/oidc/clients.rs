@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::crypto::{constant_time_eq, random_token};
 use crate::identity::users::rfc3339;
 use crate::identity::{Identity, IdentityError};
-use crate::crypto::{constant_time_eq, random_token};
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -48,7 +48,9 @@ pub type Page = crate::storage::Page<Client>;
 
 fn strings(field: &'static str, v: &serde_json::Value) -> Result<Vec<String>, IdentityError> {
     let list = v.as_array().ok_or_else(|| IdentityError::invalid(field, "must be an array of strings"))?;
-    list.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| IdentityError::invalid(field, "must be an array of strings"))).collect()
+    list.iter()
+        .map(|x| x.as_str().map(str::to_string).ok_or_else(|| IdentityError::invalid(field, "must be an array of strings")))
+        .collect()
 }
 
 /// An absolute URI without a fragment: https, http (loopback or not; the operator decides), or
@@ -76,7 +78,13 @@ pub struct Draft {
 
 /// Applies `input` (a JSON object) over `base` (a new client's defaults, or the stored
 /// settings for a PATCH) and checks the result as a whole.
-pub fn apply(name: Option<String>, base: Settings, resource_server: bool, input: &serde_json::Value, creating: bool) -> Result<Draft, IdentityError> {
+pub fn apply(
+    name: Option<String>,
+    base: Settings,
+    resource_server: bool,
+    input: &serde_json::Value,
+    creating: bool,
+) -> Result<Draft, IdentityError> {
     let obj = input.as_object().ok_or_else(|| IdentityError::invalid("body", "must be a JSON object"))?;
     let mut s = base;
     let mut name = name;
@@ -89,11 +97,18 @@ pub fn apply(name: Option<String>, base: Settings, resource_server: bool, input:
             "default_scopes" => s.default_scopes = strings("default_scopes", v)?,
             "grant_types" => s.grant_types = strings("grant_types", v)?,
             "token_endpoint_auth_method" => {
-                s.token_endpoint_auth_method = v.as_str().ok_or_else(|| IdentityError::invalid("token_endpoint_auth_method", "must be a string"))?.to_string()
+                s.token_endpoint_auth_method =
+                    v.as_str().ok_or_else(|| IdentityError::invalid("token_endpoint_auth_method", "must be a string"))?.to_string()
             }
-            "pkce_required" => s.pkce_required = v.as_bool().ok_or_else(|| IdentityError::invalid("pkce_required", "must be true or false"))?,
-            "skip_consent" => s.skip_consent = v.as_bool().ok_or_else(|| IdentityError::invalid("skip_consent", "must be true or false"))?,
-            "resource_server" => resource_server = v.as_bool().ok_or_else(|| IdentityError::invalid("resource_server", "must be true or false"))?,
+            "pkce_required" => {
+                s.pkce_required = v.as_bool().ok_or_else(|| IdentityError::invalid("pkce_required", "must be true or false"))?
+            }
+            "skip_consent" => {
+                s.skip_consent = v.as_bool().ok_or_else(|| IdentityError::invalid("skip_consent", "must be true or false"))?
+            }
+            "resource_server" => {
+                resource_server = v.as_bool().ok_or_else(|| IdentityError::invalid("resource_server", "must be true or false"))?
+            }
             "backchannel_logout_uri" => {
                 s.backchannel_logout_uri = match v {
                     serde_json::Value::Null => None,
@@ -103,7 +118,8 @@ pub fn apply(name: Option<String>, base: Settings, resource_server: bool, input:
                 }
             }
             "id_token_signed_response_alg" => {
-                s.id_token_signed_response_alg = v.as_str().ok_or_else(|| IdentityError::invalid("id_token_signed_response_alg", "must be a string"))?.to_string()
+                s.id_token_signed_response_alg =
+                    v.as_str().ok_or_else(|| IdentityError::invalid("id_token_signed_response_alg", "must be a string"))?.to_string()
             }
             "jwks" => s.jwks = if v.is_null() { None } else { Some(v.clone()) },
             // Shown in answers; ignored when sent back (a GET's output can be PATCHed as is).
@@ -127,7 +143,10 @@ pub fn apply(name: Option<String>, base: Settings, resource_server: bool, input:
         return Err(IdentityError::invalid("token_endpoint_auth_method", format!("must be one of {}", AUTH_METHODS.join(", "))));
     }
     if !super::keys::ALGORITHMS.contains(&s.id_token_signed_response_alg.as_str()) {
-        return Err(IdentityError::invalid("id_token_signed_response_alg", format!("must be one of {}", super::keys::ALGORITHMS.join(", "))));
+        return Err(IdentityError::invalid(
+            "id_token_signed_response_alg",
+            format!("must be one of {}", super::keys::ALGORITHMS.join(", ")),
+        ));
     }
     if s.grant_types.iter().any(|g| g == "authorization_code") && s.redirect_uris.is_empty() {
         return Err(IdentityError::invalid("redirect_uris", "at least one is required for the authorization_code grant"));
@@ -237,7 +256,10 @@ impl Identity {
         let had_secret = uses_secret(&current.settings);
         let Draft { name, settings, resource_server } = apply(Some(current.name), current.settings, current.resource_server, input, false)?;
         if uses_secret(&settings) && !had_secret {
-            return Err(IdentityError::invalid("token_endpoint_auth_method", "switching to a secret needs POST .../rotate-secret after the change; create the client with a secret method instead"));
+            return Err(IdentityError::invalid(
+                "token_endpoint_auth_method",
+                "switching to a secret needs POST .../rotate-secret after the change; create the client with a secret method instead",
+            ));
         }
         let json = serde_json::to_string(&settings).map_err(|e| IdentityError::Internal(e.to_string()))?;
         let clear_secret = !uses_secret(&settings);
@@ -291,7 +313,10 @@ impl Identity {
     pub async fn rotate_client_secret(&self, client_id: &str) -> Result<String, IdentityError> {
         let client = self.get_client(client_id).await?;
         if !uses_secret(&client.settings) {
-            return Err(IdentityError::invalid("token_endpoint_auth_method", format!("a {} client has no secret", client.settings.token_endpoint_auth_method)));
+            return Err(IdentityError::invalid(
+                "token_endpoint_auth_method",
+                format!("a {} client has no secret", client.settings.token_endpoint_auth_method),
+            ));
         }
         let secret = format!("cs_{}", random_token(32));
         with_pool!(&self.db, pool => sqlx::query("UPDATE auth.oidc_clients SET secret_hash = $2, updated_at = $3 WHERE client_id = $1")

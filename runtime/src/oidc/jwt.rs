@@ -67,10 +67,13 @@ impl Identity {
         let sig = match &*signer {
             Signer::Rsa(k) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];
-                k.sign(&RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig).map_err(|_| IdentityError::Internal("RS256 signing failed".into()))?;
+                k.sign(&RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
+                    .map_err(|_| IdentityError::Internal("RS256 signing failed".into()))?;
                 sig
             }
-            Signer::Ec(k) => k.sign(&rng, input.as_bytes()).map_err(|_| IdentityError::Internal("ES256 signing failed".into()))?.as_ref().to_vec(),
+            Signer::Ec(k) => {
+                k.sign(&rng, input.as_bytes()).map_err(|_| IdentityError::Internal("ES256 signing failed".into()))?.as_ref().to_vec()
+            }
             Signer::Ed(k) => k.sign(input.as_bytes()).as_ref().to_vec(),
         };
         input.push('.');
@@ -84,13 +87,8 @@ impl Identity {
         let Jws { header, claims, sig, message } = split(token)?;
         let kid = header["kid"].as_str().ok_or_else(|| invalid("no kid"))?;
         let alg = header["alg"].as_str().ok_or_else(|| invalid("no alg"))?;
-        let jwk = self
-            .signing_keys()
-            .await?
-            .into_iter()
-            .find(|k| k.kid == kid)
-            .map(|k| k.public_jwk)
-            .ok_or_else(|| invalid("unknown kid"))?;
+        let jwk =
+            self.signing_keys().await?.into_iter().find(|k| k.kid == kid).map(|k| k.public_jwk).ok_or_else(|| invalid("unknown kid"))?;
         // The key decides the algorithm: a header naming another one is refused (no alg
         // confusion, no "none").
         if jwk["alg"].as_str() != Some(alg) {
@@ -199,7 +197,12 @@ pub fn verify_signature(jwk: &serde_json::Value, alg: &str, message: &[u8], sig:
         (Some("RSA"), Some(n), Some(e)) => RsaPublicKeyComponents { n, e }.verify(params, message, sig).is_ok(),
         _ => false,
     };
-    let ec = |crv: &str, params: &'static aws_lc_rs::signature::EcdsaVerificationAlgorithm| match (jwk["kty"].as_str(), jwk["crv"].as_str(), b64("x"), b64("y")) {
+    let ec = |crv: &str, params: &'static aws_lc_rs::signature::EcdsaVerificationAlgorithm| match (
+        jwk["kty"].as_str(),
+        jwk["crv"].as_str(),
+        b64("x"),
+        b64("y"),
+    ) {
         (Some("EC"), Some(c), Some(x), Some(y)) if c == crv => {
             let mut point = vec![4u8];
             point.extend(x);

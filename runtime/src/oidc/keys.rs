@@ -193,9 +193,8 @@ impl Identity {
     async fn insert_key(&self, alg: &str, retire: Retire) -> Result<Option<String>, IdentityError> {
         let alg_owned = alg.to_string();
         // RSA generation takes tens of milliseconds: not on an async worker.
-        let (private, mut jwk) = tokio::task::spawn_blocking(move || generate(&alg_owned))
-            .await
-            .map_err(|e| IdentityError::Internal(e.to_string()))??;
+        let (private, mut jwk) =
+            tokio::task::spawn_blocking(move || generate(&alg_owned)).await.map_err(|e| IdentityError::Internal(e.to_string()))??;
         let kid = crate::crypto::random_token(16);
         if let Some(obj) = jwk.as_object_mut() {
             obj.insert("kid".into(), kid.clone().into());

@@ -12,10 +12,10 @@ use sqlx::Row;
 
 use super::jwt::Expect;
 use super::{later, now_secs, with_params, Params, Reply};
+use crate::crypto::random_token;
 use crate::identity::sessions::Session;
 use crate::identity::users::User;
 use crate::identity::{ids, Identity, IdentityError};
-use crate::crypto::random_token;
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -37,7 +37,13 @@ fn retry_delay(attempts: i64) -> u64 {
 impl Identity {
     /// `GET`/`POST /auth/oauth2/sessions/logout`. `csrf` is the token the confirmation page
     /// carries; `confirmed` is true for a POST of that page with a valid token.
-    pub async fn end_session(&self, pairs: Vec<(String, String)>, browser: Option<&(Session, User)>, csrf: Option<String>, confirmed: bool) -> Result<Reply, IdentityError> {
+    pub async fn end_session(
+        &self,
+        pairs: Vec<(String, String)>,
+        browser: Option<&(Session, User)>,
+        csrf: Option<String>,
+        confirmed: bool,
+    ) -> Result<Reply, IdentityError> {
         let p = match Params::new(pairs) {
             Ok(p) => p,
             Err(e) => return Ok(refuse(&e.description)),
@@ -46,10 +52,17 @@ impl Identity {
             None => None,
             Some(t) => {
                 // An ID token (typ JWT), not an access or Logout Token of this provider.
-                let expect = Expect { issuer: Some(self.config.auth.issuer.clone()), typ: Some("JWT".into()), allow_expired: true, ..Default::default() };
+                let expect = Expect {
+                    issuer: Some(self.config.auth.issuer.clone()),
+                    typ: Some("JWT".into()),
+                    allow_expired: true,
+                    ..Default::default()
+                };
                 match self.verify_jwt(t, &expect).await {
                     Ok(c) => Some(c),
-                    Err(IdentityError::InvalidJwt(why)) => return Ok(refuse(&format!("id_token_hint is not an ID token of this provider ({why})"))),
+                    Err(IdentityError::InvalidJwt(why)) => {
+                        return Ok(refuse(&format!("id_token_hint is not an ID token of this provider ({why})")))
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -102,19 +115,31 @@ impl Identity {
         });
         if hinted || confirmed {
             self.revoke_session(&session.id).await?;
-            crate::identity::audit::append(self, &Default::default(), crate::identity::audit::Entry::new("session.logout").actor(&format!("user:{}", user.id)).target(&session.id).detail("via", "end_session_endpoint")).await?;
+            crate::identity::audit::append(
+                self,
+                &Default::default(),
+                crate::identity::audit::Entry::new("session.logout")
+                    .actor(&format!("user:{}", user.id))
+                    .target(&session.id)
+                    .detail("via", "end_session_endpoint"),
+            )
+            .await?;
             return Ok(done(true));
         }
         let fields: Vec<Value> = ["id_token_hint", "post_logout_redirect_uri", "state", "client_id"]
             .iter()
             .filter_map(|k| p.get(k).map(|v| json!({ "name": k, "value": v })))
             .collect();
-        Ok(Reply::page(200, "end_session.html", json!({
-            "csrf_token": csrf,
-            "fields": fields,
-            "email": user.email,
-            "client_name": client.as_ref().map(|c| c.name.clone()),
-        })))
+        Ok(Reply::page(
+            200,
+            "end_session.html",
+            json!({
+                "csrf_token": csrf,
+                "fields": fields,
+                "email": user.email,
+                "client_name": client.as_ref().map(|c| c.name.clone()),
+            }),
+        ))
     }
 
     /// Ends the browser sessions whose `column` is `value` and, in the same transaction, queues
@@ -123,7 +148,8 @@ impl Identity {
     pub async fn end_sessions(&self, column: &'static str, value: &str) -> Result<Vec<String>, IdentityError> {
         let delete = format!("DELETE FROM auth.sessions WHERE {column} = $1 RETURNING id");
         // Grants without offline_access live only as long as the session.
-        let bound = "SELECT id FROM auth.oidc_grants WHERE session_id = $1 AND revoked_at IS NULL AND scopes NOT LIKE '%\"offline_access\"%'";
+        let bound =
+            "SELECT id FROM auth.oidc_grants WHERE session_id = $1 AND revoked_at IS NULL AND scopes NOT LIKE '%\"offline_access\"%'";
         let revoke_tokens = format!("UPDATE auth.oidc_refresh_tokens SET revoked = TRUE WHERE grant_id IN ({bound})");
         let revoke_grants = format!("UPDATE auth.oidc_grants SET revoked_at = $2 WHERE id IN ({bound})");
         let now = Timestamp::now();
@@ -212,12 +238,7 @@ impl Identity {
             claims["iat"] = json!(iat);
             claims["exp"] = json!(iat + 120);
             let token = self.sign_jwt(&alg, Some("logout+jwt"), &claims).await?;
-            let sent = http
-                .post(&uri)
-                .form(&[("logout_token", token.as_str())])
-                .timeout(std::time::Duration::from_secs(10))
-                .send()
-                .await;
+            let sent = http.post(&uri).form(&[("logout_token", token.as_str())]).timeout(std::time::Duration::from_secs(10)).send().await;
             let problem = match sent {
                 Ok(r) if r.status().is_success() => None,
                 Ok(r) => Some(format!("the client answered {}", r.status())),

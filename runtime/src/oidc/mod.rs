@@ -138,7 +138,9 @@ mod tests {
         // A megabyte of distinct names: refused without building them all.
         let body: String = (0..120_000).map(|i| format!("k{i}=v&")).collect();
         let req = crate::lua::FlowRequest {
-            headers: [(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-www-form-urlencoded"))].into_iter().collect(),
+            headers: [(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-www-form-urlencoded"))]
+                .into_iter()
+                .collect(),
             body: body.into(),
             ..Default::default()
         };

@@ -24,7 +24,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: u16, v: Value) -> Reply {
-        Reply { status, body: Body::Json(v), headers: vec![("cache-control", "no-store".into()), ("pragma", "no-cache".into())], clear_session: false }
+        Reply {
+            status,
+            body: Body::Json(v),
+            headers: vec![("cache-control", "no-store".into()), ("pragma", "no-cache".into())],
+            clear_session: false,
+        }
     }
 
     /// 303: the browser follows with a GET whatever the method was (a POSTed form included).
@@ -63,13 +68,17 @@ impl Reply {
     }
 
     pub fn titled_error_page(status: u16, error: &str, title: &str, description: &str) -> Reply {
-        Reply::page(status, "error.html", serde_json::json!({
-            "status": status,
-            "code": error,
-            "title": title,
-            "message": description,
-            "description": description,
-        }))
+        Reply::page(
+            status,
+            "error.html",
+            serde_json::json!({
+                "status": status,
+                "code": error,
+                "title": title,
+                "message": description,
+                "description": description,
+            }),
+        )
     }
 }
 

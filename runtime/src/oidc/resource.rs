@@ -7,9 +7,9 @@ use super::claims::{merge_hook, user_claims, ClaimsHook, HookInput};
 use super::client_auth::Outcome;
 use super::jwt::Expect;
 use super::{form_params, split_scopes, OAuthError, Params, Reply};
+use crate::crypto::sha256_hex;
 use crate::identity::{Identity, IdentityError};
 use crate::lua::FlowRequest;
-use crate::crypto::sha256_hex;
 
 /// A Bearer failure: 401 (or 403) with `WWW-Authenticate` saying why (RFC 6750 §3).
 fn bearer_error(e: OAuthError) -> Reply {
@@ -42,11 +42,8 @@ impl Identity {
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_string())
         });
         // RFC 6750 §2.2: a form body may carry it instead (never the query: it ends up in logs).
-        let from_form = if req.method == "POST" {
-            form_params(req).ok().and_then(|p| p.get("access_token").map(str::to_string))
-        } else {
-            None
-        };
+        let from_form =
+            if req.method == "POST" { form_params(req).ok().and_then(|p| p.get("access_token").map(str::to_string)) } else { None };
         let token = match (from_header, from_form) {
             (Some(_), Some(_)) => return Ok(bearer_error(OAuthError::invalid_request("send the access token one way only"))),
             (Some(t), None) | (None, Some(t)) => t,
@@ -69,12 +66,16 @@ impl Identity {
         };
         let user = match self.get_user(claims["sub"].as_str().unwrap_or_default()).await {
             Ok(u) if !u.disabled => u,
-            Ok(_) | Err(IdentityError::NotFound(_)) => return Ok(bearer_error(OAuthError::invalid_token("the token's user is disabled or gone"))),
+            Ok(_) | Err(IdentityError::NotFound(_)) => {
+                return Ok(bearer_error(OAuthError::invalid_token("the token's user is disabled or gone")))
+            }
             Err(e) => return Err(e),
         };
         let requested = self.grant_claims_request(claims["jti"].as_str().unwrap_or_default()).await?;
         let mut out = user_claims(&user, &scopes, requested.as_ref().and_then(|c| c.get("userinfo")));
-        let extra = hook.claims(HookInput { target: "userinfo", user: Some(&user), client: &client, scopes: &scopes, grant_type: "userinfo" }).await?;
+        let extra = hook
+            .claims(HookInput { target: "userinfo", user: Some(&user), client: &client, scopes: &scopes, grant_type: "userinfo" })
+            .await?;
         merge_hook(&mut out, extra);
         Ok(Reply::json(200, Value::Object(out)).header("access-control-allow-origin", "*"))
     }
@@ -92,10 +93,18 @@ impl Identity {
 
     /// Introspection and revocation authenticate the client the same way; a public client
     /// has no credentials to show, and may only revoke (its own tokens, RFC 7009 §5).
-    async fn token_client(&self, req: &FlowRequest, p: &Params, path: &str, public_ok: bool) -> Result<Result<super::clients::Client, Reply>, IdentityError> {
+    async fn token_client(
+        &self,
+        req: &FlowRequest,
+        p: &Params,
+        path: &str,
+        public_ok: bool,
+    ) -> Result<Result<super::clients::Client, Reply>, IdentityError> {
         let endpoint = super::discovery::endpoint(&self.config, path);
         match self.authenticate_client(req, p, &endpoint).await {
-            Ok(a) if a.method == "none" && !public_ok => Ok(Err(OAuthError::invalid_client("this endpoint needs an authenticated client").reply())),
+            Ok(a) if a.method == "none" && !public_ok => {
+                Ok(Err(OAuthError::invalid_client("this endpoint needs an authenticated client").reply()))
+            }
             Ok(a) => Ok(Ok(a.client)),
             Err(Outcome::Failed(f)) => Ok(Err(f.reply())),
             Err(Outcome::Fault(e)) => Err(e),
@@ -160,16 +169,19 @@ impl Identity {
             return Ok(inactive());
         }
         let username = rec.user.email.clone();
-        Ok(Reply::json(200, json!({
-            "active": true,
-            "scope": rec.scopes.join(" "),
-            "client_id": rec.client_id,
-            "sub": rec.user_id,
-            "username": username,
-            "iss": self.config.auth.issuer,
-            "exp": rec.expires_at.0.timestamp(),
-            "auth_time": rec.auth_time,
-        })))
+        Ok(Reply::json(
+            200,
+            json!({
+                "active": true,
+                "scope": rec.scopes.join(" "),
+                "client_id": rec.client_id,
+                "sub": rec.user_id,
+                "username": username,
+                "iss": self.config.auth.issuer,
+                "exp": rec.expires_at.0.timestamp(),
+                "auth_time": rec.auth_time,
+            }),
+        ))
     }
 
     /// `POST /auth/oauth2/revoke` (RFC 7009). 200 whether or not the token was known (§2.2),

@@ -13,10 +13,10 @@ use super::claims::{at_hash, merge_hook, user_claims, ClaimsHook, HookInput};
 use super::client_auth::Outcome;
 use super::clients::Client;
 use super::{form_params, json_text, later, now_secs, s256, split_scopes, OAuthError, Params, Reply};
+use crate::crypto::{random_token, sha256_hex};
 use crate::identity::users::User;
 use crate::identity::{ids, Identity, IdentityError};
 use crate::lua::FlowRequest;
-use crate::crypto::{random_token, sha256_hex};
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -175,7 +175,10 @@ impl Identity {
         }
         match (&row.code_challenge, p.get("code_verifier")) {
             (Some(challenge), Some(verifier)) => {
-                if verifier.len() < 43 || verifier.len() > 128 || !verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+                if verifier.len() < 43
+                    || verifier.len() > 128
+                    || !verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+                {
                     return Ok(Err(OAuthError::invalid_request("code_verifier is not 43 to 128 characters of [A-Za-z0-9-._~]")));
                 }
                 if !crate::crypto::constant_time_eq(s256(verifier).as_bytes(), challenge.as_bytes()) {
@@ -183,7 +186,9 @@ impl Identity {
                 }
             }
             (Some(_), None) => return Ok(Err(OAuthError::invalid_grant("the request has no code_verifier (the authorization used PKCE)"))),
-            (None, Some(_)) => return Ok(Err(OAuthError::invalid_grant("code_verifier sent, but the authorization had no code_challenge"))),
+            (None, Some(_)) => {
+                return Ok(Err(OAuthError::invalid_grant("code_verifier sent, but the authorization had no code_challenge")))
+            }
             (None, None) if client.settings.pkce_required => return Ok(Err(OAuthError::invalid_grant("this client must use PKCE"))),
             (None, None) => {}
         }
@@ -311,7 +316,8 @@ impl Identity {
         };
         let mut issued = self.sign_user_tokens(&subject, hook).await?;
         let next = random_token(32);
-        let (scopes_text, amr_text, claims_text) = (json_text(&rec.scopes), json_text(&rec.amr), rec.claims.as_ref().map(|c| c.to_string()));
+        let (scopes_text, amr_text, claims_text) =
+            (json_text(&rec.scopes), json_text(&rec.amr), rec.claims.as_ref().map(|c| c.to_string()));
         let expiry = self.refresh_expiry();
         let turn = self.sqlite_write_turn().await;
         // Spend it (within the grace window it is spent already and stays so) and insert the
@@ -347,14 +353,29 @@ impl Identity {
             }
             crate::storage::Db::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                let live = sqlx::query("UPDATE auth.oidc_refresh_tokens SET used_at = COALESCE(used_at, $2) WHERE token_hash = $1 AND revoked = FALSE")
-                    .bind(&hash)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let live = sqlx::query(
+                    "UPDATE auth.oidc_refresh_tokens SET used_at = COALESCE(used_at, $2) WHERE token_hash = $1 AND revoked = FALSE",
+                )
+                .bind(&hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
                 if live == 1 {
-                    insert_refresh!(tx, &next, &rec.grant_id, &client.client_id, &user.id, &scopes_text, rec.session_id.as_deref(), rec.auth_time, &amr_text, rec.acr.as_deref(), claims_text.as_deref(), expiry)?;
+                    insert_refresh!(
+                        tx,
+                        &next,
+                        &rec.grant_id,
+                        &client.client_id,
+                        &user.id,
+                        &scopes_text,
+                        rec.session_id.as_deref(),
+                        rec.auth_time,
+                        &amr_text,
+                        rec.acr.as_deref(),
+                        claims_text.as_deref(),
+                        expiry
+                    )?;
                     tx.commit().await?;
                 } else {
                     tx.rollback().await?;
@@ -370,7 +391,12 @@ impl Identity {
         Ok(Ok(issued))
     }
 
-    async fn client_credentials_grant(&self, client: &Client, p: &Params, hook: &dyn ClaimsHook) -> Result<Result<Issued, OAuthError>, IdentityError> {
+    async fn client_credentials_grant(
+        &self,
+        client: &Client,
+        p: &Params,
+        hook: &dyn ClaimsHook,
+    ) -> Result<Result<Issued, OAuthError>, IdentityError> {
         if client.settings.token_endpoint_auth_method == "none" {
             return Ok(Err(OAuthError::unauthorized_client("a public client cannot use client_credentials")));
         }
@@ -386,7 +412,9 @@ impl Identity {
             }
         };
         let mut at = self.access_claims(&client.client_id, client, &scopes, random_token(16));
-        let extra = hook.claims(HookInput { target: "access_token", user: None, client, scopes: &scopes, grant_type: "client_credentials" }).await?;
+        let extra = hook
+            .claims(HookInput { target: "access_token", user: None, client, scopes: &scopes, grant_type: "client_credentials" })
+            .await?;
         merge_hook(&mut at, extra);
         let access_token = self.sign_jwt(super::keys::DEFAULT_ALG, Some("at+jwt"), &Value::Object(at)).await?;
         Ok(Ok(Issued { access_token, id_token: None, refresh_token: None, scopes }))
@@ -481,4 +509,3 @@ struct CodeRow {
     expires_at: Timestamp,
     used_at: Option<Timestamp>,
 }
-

@@ -22,12 +22,7 @@ const MAX_ENTRY: usize = 64;
 pub use crate::net::{Cidr, ForwardedHeader};
 
 /// The client's address: the peer, or (when the peer is a trusted proxy) what the proxies say.
-pub fn client_ip(
-    peer: IpAddr,
-    headers: &HeaderMap,
-    trusted: &[Cidr],
-    header: ForwardedHeader,
-) -> IpAddr {
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr], header: ForwardedHeader) -> IpAddr {
     let peer = peer.to_canonical();
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
     if !is_trusted(peer) {
@@ -38,12 +33,7 @@ pub fn client_ip(
         ForwardedHeader::Forwarded => "forwarded",
     };
     // Header lines in reverse, each line's entries in reverse: the nearest proxy first.
-    let entries = headers
-        .get_all(name)
-        .iter()
-        .rev()
-        .flat_map(|v| v.as_bytes().rsplit(|b| *b == b','))
-        .take(MAX_HOPS);
+    let entries = headers.get_all(name).iter().rev().flat_map(|v| v.as_bytes().rsplit(|b| *b == b',')).take(MAX_HOPS);
     let mut leftmost = None;
     for entry in entries {
         let addr = std::str::from_utf8(entry).ok().and_then(|e| match header {
@@ -84,10 +74,7 @@ fn parse_node(s: &str) -> Option<IpAddr> {
         if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
             return None;
         }
-        return v6
-            .parse::<std::net::Ipv6Addr>()
-            .ok()
-            .map(|a| IpAddr::V6(a).to_canonical());
+        return v6.parse::<std::net::Ipv6Addr>().ok().map(|a| IpAddr::V6(a).to_canonical());
     }
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Some(ip.to_canonical());
@@ -108,9 +95,7 @@ mod tests {
     use super::*;
 
     fn cidrs(list: &[&str]) -> Vec<Cidr> {
-        list.iter()
-            .map(|s| Cidr::parse(s).unwrap_or_else(|e| unreachable(&e)))
-            .collect()
+        list.iter().map(|s| Cidr::parse(s).unwrap_or_else(|e| unreachable(&e))).collect()
     }
 
     #[allow(clippy::panic)]
@@ -119,17 +104,13 @@ mod tests {
     }
 
     fn ip(s: &str) -> IpAddr {
-        s.parse()
-            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+        s.parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
     }
 
     fn headers(name: &str, values: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for v in values {
-            if let (Ok(n), Ok(v)) = (
-                http::HeaderName::from_bytes(name.as_bytes()),
-                http::HeaderValue::from_str(v),
-            ) {
+            if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(v)) {
                 h.append(n, v);
             }
         }
@@ -141,13 +122,7 @@ mod tests {
 
     #[test]
     fn cidr_parsing_and_matching() {
-        let c = cidrs(&[
-            "10.0.0.0/8",
-            "127.0.0.1",
-            "2001:db8::/32",
-            "::1",
-            "192.168.1.7/20",
-        ]);
+        let c = cidrs(&["10.0.0.0/8", "127.0.0.1", "2001:db8::/32", "::1", "192.168.1.7/20"]);
         assert!(c[0].contains(ip("10.255.1.2")));
         assert!(!c[0].contains(ip("11.0.0.1")));
         assert!(c[1].contains(ip("127.0.0.1")) && !c[1].contains(ip("127.0.0.2")));
@@ -156,18 +131,8 @@ mod tests {
         assert!(c[4].contains(ip("192.168.15.1")) && !c[4].contains(ip("192.168.16.1")));
         // An IPv4 client seen through a dual-stack socket.
         assert!(c[0].contains(ip("::ffff:10.1.2.3")));
-        assert!(Cidr::parse("0.0.0.0/0")
-            .is_ok_and(|c| c.contains(ip("8.8.8.8")) && !c.contains(ip("::1"))));
-        for bad in [
-            "",
-            "10.0.0.0/33",
-            "::/129",
-            "10.0.0/8",
-            "10.0.0.0/",
-            "10.0.0.0/+8",
-            "example.com",
-            "10.0.0.0/8/8",
-        ] {
+        assert!(Cidr::parse("0.0.0.0/0").is_ok_and(|c| c.contains(ip("8.8.8.8")) && !c.contains(ip("::1"))));
+        for bad in ["", "10.0.0.0/33", "::/129", "10.0.0/8", "10.0.0.0/", "10.0.0.0/+8", "example.com", "10.0.0.0/8/8"] {
             assert!(Cidr::parse(bad).is_err(), "{bad:?} must be refused");
         }
     }
@@ -175,14 +140,8 @@ mod tests {
     #[test]
     fn untrusted_peer_is_the_client_whatever_it_says() {
         let h = headers("x-forwarded-for", &["203.0.113.9"]);
-        assert_eq!(
-            client_ip(ip("198.51.100.1"), &h, &[], XFF),
-            ip("198.51.100.1")
-        );
-        assert_eq!(
-            client_ip(ip("198.51.100.1"), &h, &cidrs(&["10.0.0.0/8"]), XFF),
-            ip("198.51.100.1")
-        );
+        assert_eq!(client_ip(ip("198.51.100.1"), &h, &[], XFF), ip("198.51.100.1"));
+        assert_eq!(client_ip(ip("198.51.100.1"), &h, &cidrs(&["10.0.0.0/8"]), XFF), ip("198.51.100.1"));
     }
 
     #[test]
@@ -190,71 +149,31 @@ mod tests {
         let trusted = cidrs(&["10.0.0.0/8", "127.0.0.1"]);
         // The client put a spoofed address first; the proxies appended the real one and theirs.
         let h = headers("x-forwarded-for", &["6.6.6.6, 203.0.113.9, 10.0.0.2"]);
-        assert_eq!(
-            client_ip(ip("127.0.0.1"), &h, &trusted, XFF),
-            ip("203.0.113.9")
-        );
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted, XFF), ip("203.0.113.9"));
         // Several header lines count as one list, in order.
-        let h = headers(
-            "x-forwarded-for",
-            &["6.6.6.6", "203.0.113.9:5555", "10.0.0.2"],
-        );
-        assert_eq!(
-            client_ip(ip("127.0.0.1"), &h, &trusted, XFF),
-            ip("203.0.113.9")
-        );
+        let h = headers("x-forwarded-for", &["6.6.6.6", "203.0.113.9:5555", "10.0.0.2"]);
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted, XFF), ip("203.0.113.9"));
         // Every hop trusted: the farthest is the client.
         let h = headers("x-forwarded-for", &["10.1.1.1, 10.0.0.2"]);
-        assert_eq!(
-            client_ip(ip("127.0.0.1"), &h, &trusted, XFF),
-            ip("10.1.1.1")
-        );
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted, XFF), ip("10.1.1.1"));
         // No header: the peer.
-        assert_eq!(
-            client_ip(ip("127.0.0.1"), &HeaderMap::new(), &trusted, XFF),
-            ip("127.0.0.1")
-        );
+        assert_eq!(client_ip(ip("127.0.0.1"), &HeaderMap::new(), &trusted, XFF), ip("127.0.0.1"));
         // IPv6, bare and bracketed with a port.
         let h = headers("x-forwarded-for", &["2001:db8::7"]);
-        assert_eq!(
-            client_ip(ip("::ffff:127.0.0.1"), &h, &trusted, XFF),
-            ip("2001:db8::7")
-        );
+        assert_eq!(client_ip(ip("::ffff:127.0.0.1"), &h, &trusted, XFF), ip("2001:db8::7"));
         let h = headers("x-forwarded-for", &["[2001:db8::8]:443"]);
-        assert_eq!(
-            client_ip(ip("127.0.0.1"), &h, &trusted, XFF),
-            ip("2001:db8::8")
-        );
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted, XFF), ip("2001:db8::8"));
     }
 
     #[test]
     fn malformed_means_the_peer() {
         let trusted = cidrs(&["127.0.0.1"]);
-        for bad in [
-            "unknown",
-            "203.0.113.9:http",
-            "not an address",
-            "[2001:db8::1",
-            "1.2.3.4, ",
-            "\"1.2.3.4",
-        ] {
+        for bad in ["unknown", "203.0.113.9:http", "not an address", "[2001:db8::1", "1.2.3.4, ", "\"1.2.3.4"] {
             let h = headers("x-forwarded-for", &[bad]);
-            assert_eq!(
-                client_ip(ip("127.0.0.1"), &h, &trusted, XFF),
-                ip("127.0.0.1"),
-                "{bad:?}"
-            );
+            assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted, XFF), ip("127.0.0.1"), "{bad:?}");
         }
         let long = format!("203.0.113.9{}", " ".repeat(100));
-        assert_eq!(
-            client_ip(
-                ip("127.0.0.1"),
-                &headers("x-forwarded-for", &[&long]),
-                &trusted,
-                XFF
-            ),
-            ip("127.0.0.1")
-        );
+        assert_eq!(client_ip(ip("127.0.0.1"), &headers("x-forwarded-for", &[&long]), &trusted, XFF), ip("127.0.0.1"));
     }
 
     #[test]
@@ -262,69 +181,24 @@ mod tests {
         // A long chain of trusted hops stops after MAX_HOPS; a huge spoofed prefix is never read.
         let trusted = cidrs(&["10.0.0.0/8", "127.0.0.1"]);
         let chain = vec!["10.0.0.1"; 100].join(", ");
-        assert_eq!(
-            client_ip(
-                ip("127.0.0.1"),
-                &headers("x-forwarded-for", &[&chain]),
-                &trusted,
-                XFF
-            ),
-            ip("10.0.0.1")
-        );
+        assert_eq!(client_ip(ip("127.0.0.1"), &headers("x-forwarded-for", &[&chain]), &trusted, XFF), ip("10.0.0.1"));
         let big = format!("{}, 203.0.113.9", "x".repeat(100_000));
-        assert_eq!(
-            client_ip(
-                ip("127.0.0.1"),
-                &headers("x-forwarded-for", &[&big]),
-                &trusted,
-                XFF
-            ),
-            ip("203.0.113.9")
-        );
+        assert_eq!(client_ip(ip("127.0.0.1"), &headers("x-forwarded-for", &[&big]), &trusted, XFF), ip("203.0.113.9"));
     }
 
     #[test]
     fn forwarded_header() {
         let trusted = cidrs(&["127.0.0.1", "10.0.0.0/8"]);
-        let h = headers(
-            "forwarded",
-            &["for=6.6.6.6, for=\"[2001:db8::1]:4711\";proto=https;by=10.0.0.1, For=10.0.0.3"],
-        );
-        assert_eq!(
-            client_ip(ip("127.0.0.1"), &h, &trusted, FWD),
-            ip("2001:db8::1")
-        );
+        let h = headers("forwarded", &["for=6.6.6.6, for=\"[2001:db8::1]:4711\";proto=https;by=10.0.0.1, For=10.0.0.3"]);
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted, FWD), ip("2001:db8::1"));
         let h = headers("forwarded", &["proto=https;for=203.0.113.9:8080"]);
-        assert_eq!(
-            client_ip(ip("127.0.0.1"), &h, &trusted, FWD),
-            ip("203.0.113.9")
-        );
-        for bad in [
-            "for=unknown",
-            "for=_hidden",
-            "proto=https",
-            "for=\"[2001:db8::1]:x\"",
-        ] {
-            assert_eq!(
-                client_ip(
-                    ip("127.0.0.1"),
-                    &headers("forwarded", &[bad]),
-                    &trusted,
-                    FWD
-                ),
-                ip("127.0.0.1"),
-                "{bad:?}"
-            );
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted, FWD), ip("203.0.113.9"));
+        for bad in ["for=unknown", "for=_hidden", "proto=https", "for=\"[2001:db8::1]:x\""] {
+            assert_eq!(client_ip(ip("127.0.0.1"), &headers("forwarded", &[bad]), &trusted, FWD), ip("127.0.0.1"), "{bad:?}");
         }
         // Only the configured header counts: X-Forwarded-For is ignored when Forwarded is chosen.
         let h = headers("x-forwarded-for", &["203.0.113.9"]);
-        assert_eq!(
-            client_ip(ip("127.0.0.1"), &h, &trusted, FWD),
-            ip("127.0.0.1")
-        );
-        assert!(
-            ForwardedHeader::parse("X-Forwarded-For").is_ok()
-                && ForwardedHeader::parse("x-real-ip").is_err()
-        );
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted, FWD), ip("127.0.0.1"));
+        assert!(ForwardedHeader::parse("X-Forwarded-For").is_ok() && ForwardedHeader::parse("x-real-ip").is_err());
     }
 }

@@ -10,8 +10,17 @@ use crate::templates::Templates;
 
 /// Path prefixes whose callers are programs, not people.
 const API_PREFIXES: &[&str] = &[
-    "/auth/admin/", "/auth/token", "/auth/oauth2/", "/auth/userinfo", "/auth/zanzibar/",
-    "/auth/biscuit/", "/auth/passkey/", "/.well-known/", "/auth/.well-known/", "/healthz", "/readyz",
+    "/auth/admin/",
+    "/auth/token",
+    "/auth/oauth2/",
+    "/auth/userinfo",
+    "/auth/zanzibar/",
+    "/auth/biscuit/",
+    "/auth/passkey/",
+    "/.well-known/",
+    "/auth/.well-known/",
+    "/healthz",
+    "/readyz",
 ];
 
 pub fn wants_json(path: &str, accept: Option<&str>) -> bool {

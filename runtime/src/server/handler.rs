@@ -74,7 +74,10 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
         ("GET", "/healthz") => return strip_if_head(json_ok(StatusCode::OK, r#"{"status":"ok"}"#), is_head),
         ("GET", "/readyz") => return strip_if_head(readiness(app).await, is_head),
         (_, "/healthz" | "/readyz") => {
-            return with_allow(fail(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed here")), &["GET", "HEAD"])
+            return with_allow(
+                fail(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed here")),
+                &["GET", "HEAD"],
+            )
         }
         _ => {}
     }
@@ -89,7 +92,10 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
         RouteMatch::Found(entry, params) => (entry, params),
         RouteMatch::MethodNotAllowed(allowed) => {
             let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
-            return with_allow(fail(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {path}")), &allowed);
+            return with_allow(
+                fail(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {path}")),
+                &allowed,
+            );
         }
         RouteMatch::NotFound => return not_found(),
     };
@@ -113,17 +119,12 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
             if !expects_continue(&parts.headers) {
                 tokio::spawn(drain(body));
             }
-            let mut resp = fail(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the request body is larger than {limit} bytes"),
-            );
+            let mut resp =
+                fail(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the request body is larger than {limit} bytes"));
             resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             return resp;
         }
-        Err(BodyError::Read(e)) => {
-            return fail(StatusCode::BAD_REQUEST, "bad_request", format!("the request body could not be read: {e}"))
-        }
+        Err(BodyError::Read(e)) => return fail(StatusCode::BAD_REQUEST, "bad_request", format!("the request body could not be read: {e}")),
     };
 
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();

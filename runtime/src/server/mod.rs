@@ -56,9 +56,7 @@ pub fn http_client() -> Result<reqwest::Client, ServeError> {
 
 /// What every outbound client of the engine has: its user agent and a connect timeout.
 fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .user_agent(concat!("assay-engine/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(5))
+    reqwest::Client::builder().user_agent(concat!("assay-engine/", env!("CARGO_PKG_VERSION"))).connect_timeout(Duration::from_secs(5))
 }
 
 /// Connects, migrates, loads flows, and serves until a shutdown signal.
@@ -95,9 +93,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let lua = LuaHost::new(shared).await?;
     tracing::info!(flows = lua.flows().len(), routes = lua.routes().entries().len(), "flows loaded");
 
-    let listener = TcpListener::bind(config.server.bind_addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr: config.server.bind_addr, source })?;
+    let listener =
+        TcpListener::bind(config.server.bind_addr).await.map_err(|source| ServeError::Bind { addr: config.server.bind_addr, source })?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.server.bind_addr, source })?;
     announce(&config, &db, local, admin_key_file.as_deref());
 
@@ -111,17 +108,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 fn announce(config: &Config, db: &Db, local: SocketAddr, admin_key_file: Option<&std::path::Path>) {
     let public = config.public_url();
     println!("assay-engine {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
-    println!("  backend: {} ({})", db.backend_name(), match db {
-        Db::Sqlite(_) => config.backend.data_dir.display().to_string(),
-        Db::Postgres(_) => "PostgreSQL".to_string(),
-    });
+    println!(
+        "  backend: {} ({})",
+        db.backend_name(),
+        match db {
+            Db::Sqlite(_) => config.backend.data_dir.display().to_string(),
+            Db::Postgres(_) => "PostgreSQL".to_string(),
+        }
+    );
     println!("  issuer:  {}", config.auth.issuer);
     println!("  console: {public}/auth/console");
     match admin_key_file {
-        Some(path) => println!(
-            "  admin API key: written once to {} (mode 0600; only its hash is stored)",
-            path.display()
-        ),
+        Some(path) => println!("  admin API key: written once to {} (mode 0600; only its hash is stored)", path.display()),
         None => println!("  admin API key: use a key from [auth] admin_api_keys or the one written at first start"),
     }
 }
@@ -129,10 +127,7 @@ fn announce(config: &Config, db: &Db, local: SocketAddr, admin_key_file: Option<
 async fn accept_loop(app: Arc<App>, listener: TcpListener) {
     let server = &app.config.server;
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .keep_alive(true)
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(server.header_read_timeout_secs.max(1)));
+    builder.keep_alive(true).timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(server.header_read_timeout_secs.max(1)));
     let idle = Duration::from_secs(server.idle_timeout_secs.max(1));
     let grace = Duration::from_secs(server.shutdown_grace_secs);
     let graceful = GracefulShutdown::new();

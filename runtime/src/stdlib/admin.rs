@@ -6,94 +6,109 @@
 use mlua::{AnyUserData, Lua, Table, Value};
 
 use super::{identity, session, to_lua};
+use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::identity::Identity;
 use crate::lua::{require_phase, Outcome, Phase, RequestRun};
-use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::with_pool;
 
 const PHASES: &[Phase] = &[Phase::Request];
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
-    m.set("authenticate", lua.create_async_function(|lua, _req: Value| async move {
-        let id = identity(&lua, "admin.authenticate", PHASES)?;
-        match authenticate(&lua, &id).await? {
-            Ok(principal) => Ok(Outcome::Ok(principal)),
-            Err((_, e)) => Ok(Outcome::Fail(e)),
-        }
-    })?)?;
-    m.set("require", lua.create_async_function(|lua, _req: Value| async move {
-        let id = identity(&lua, "admin.require", PHASES)?;
-        let mut answer = authenticate(&lua, &id).await?;
-        // A browser sends its session cookie along on any request, so a change made with a
-        // session (not an API key) must also carry the CSRF token: checked here, once, for
-        // every admin endpoint.
-        // A body is JSON and says so: a form or text/plain POST is what a cross-site page can
-        // send without a CORS preflight, so the API never reads one.
-        if answer.is_ok() {
-            if let Some(refusal) = non_json_body(&lua) {
-                answer = Err((415, refusal));
+    m.set(
+        "authenticate",
+        lua.create_async_function(|lua, _req: Value| async move {
+            let id = identity(&lua, "admin.authenticate", PHASES)?;
+            match authenticate(&lua, &id).await? {
+                Ok(principal) => Ok(Outcome::Ok(principal)),
+                Err((_, e)) => Ok(Outcome::Fail(e)),
             }
-        }
-        if let Ok(Value::Table(principal)) = &answer {
-            let changes = lua.app_data_ref::<RequestRun>().is_some_and(|r| !matches!(r.request.method.as_str(), "GET" | "HEAD"));
-            if changes && principal.get::<String>("kind")? == "session" {
-                if let Outcome::Fail(_) = session::check_csrf(&lua, &id).await? {
-                    answer = Err((403, "csrf: missing or wrong X-CSRF-Token header".into()));
+        })?,
+    )?;
+    m.set(
+        "require",
+        lua.create_async_function(|lua, _req: Value| async move {
+            let id = identity(&lua, "admin.require", PHASES)?;
+            let mut answer = authenticate(&lua, &id).await?;
+            // A browser sends its session cookie along on any request, so a change made with a
+            // session (not an API key) must also carry the CSRF token: checked here, once, for
+            // every admin endpoint.
+            // A body is JSON and says so: a form or text/plain POST is what a cross-site page can
+            // send without a CORS preflight, so the API never reads one.
+            if answer.is_ok() {
+                if let Some(refusal) = non_json_body(&lua) {
+                    answer = Err((415, refusal));
                 }
             }
-        }
-        match answer {
-            Ok(principal) => Ok((principal, Value::Nil)),
-            Err((status, e)) => {
-                let (code, description) = e.split_once(": ").unwrap_or(("unauthorized", e.as_str()));
-                let resp = error(&lua, status, code, description)?;
-                if status == 401 {
-                    resp.borrow_mut::<crate::lua::FlowResponse>()?
-                        .headers
-                        .push((http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"assay admin\"")));
+            if let Ok(Value::Table(principal)) = &answer {
+                let changes = lua.app_data_ref::<RequestRun>().is_some_and(|r| !matches!(r.request.method.as_str(), "GET" | "HEAD"));
+                if changes && principal.get::<String>("kind")? == "session" {
+                    if let Outcome::Fail(_) = session::check_csrf(&lua, &id).await? {
+                        answer = Err((403, "csrf: missing or wrong X-CSRF-Token header".into()));
+                    }
                 }
-                Ok((Value::Nil, Value::UserData(resp)))
             }
-        }
-    })?)?;
-    m.set("paging", lua.create_function(|lua, _req: Value| {
-        require_phase(lua, "admin.paging", PHASES)?;
-        paging(lua)
-    })?)?;
-    m.set("error", lua.create_function(|lua, (status, code, description): (u16, String, Option<String>)| {
-        error(lua, status, &code, description.as_deref().unwrap_or(""))
-    })?)?;
-    m.set("fail", lua.create_function(|lua, err: String| {
-        let (code, description) = err.split_once(": ").unwrap_or(("server_error", err.as_str()));
-        let status = match code {
-            "invalid" | "invalid_field" | "weak_password" => 422,
-            "invalid_request" | "bad_json" => 400,
-            "conflict" => 409,
-            "not_found" => 404,
-            "unauthorized" | "invalid_credentials" | "no_session" => 401,
-            "forbidden" | "csrf" | "disabled" => 403,
-            "invalid_token" => 400,
-            "throttled" => 429,
-            "mail_error" => 502,
-            "busy" => 503,
-            _ => 500,
-        };
-        let code = match code {
-            "invalid" => "invalid_field",
-            "bad_json" => "invalid_request",
-            other => other,
-        };
-        let resp = error(lua, status, code, description)?;
-        // "try again in N seconds" (throttled, busy) is also said the way clients read it.
-        if status == 429 || status == 503 {
-            let secs = description.split_whitespace().rev().find_map(|w| w.parse::<u64>().ok()).unwrap_or(1);
-            if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
-                resp.borrow_mut::<crate::lua::FlowResponse>()?.headers.push((http::header::RETRY_AFTER, v));
+            match answer {
+                Ok(principal) => Ok((principal, Value::Nil)),
+                Err((status, e)) => {
+                    let (code, description) = e.split_once(": ").unwrap_or(("unauthorized", e.as_str()));
+                    let resp = error(&lua, status, code, description)?;
+                    if status == 401 {
+                        resp.borrow_mut::<crate::lua::FlowResponse>()?
+                            .headers
+                            .push((http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"assay admin\"")));
+                    }
+                    Ok((Value::Nil, Value::UserData(resp)))
+                }
             }
-        }
-        Ok(resp)
-    })?)?;
+        })?,
+    )?;
+    m.set(
+        "paging",
+        lua.create_function(|lua, _req: Value| {
+            require_phase(lua, "admin.paging", PHASES)?;
+            paging(lua)
+        })?,
+    )?;
+    m.set(
+        "error",
+        lua.create_function(|lua, (status, code, description): (u16, String, Option<String>)| {
+            error(lua, status, &code, description.as_deref().unwrap_or(""))
+        })?,
+    )?;
+    m.set(
+        "fail",
+        lua.create_function(|lua, err: String| {
+            let (code, description) = err.split_once(": ").unwrap_or(("server_error", err.as_str()));
+            let status = match code {
+                "invalid" | "invalid_field" | "weak_password" => 422,
+                "invalid_request" | "bad_json" => 400,
+                "conflict" => 409,
+                "not_found" => 404,
+                "unauthorized" | "invalid_credentials" | "no_session" => 401,
+                "forbidden" | "csrf" | "disabled" => 403,
+                "invalid_token" => 400,
+                "throttled" => 429,
+                "mail_error" => 502,
+                "busy" => 503,
+                _ => 500,
+            };
+            let code = match code {
+                "invalid" => "invalid_field",
+                "bad_json" => "invalid_request",
+                other => other,
+            };
+            let resp = error(lua, status, code, description)?;
+            // "try again in N seconds" (throttled, busy) is also said the way clients read it.
+            if status == 429 || status == 503 {
+                let secs = description.split_whitespace().rev().find_map(|w| w.parse::<u64>().ok()).unwrap_or(1);
+                if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+                    resp.borrow_mut::<crate::lua::FlowResponse>()?.headers.push((http::header::RETRY_AFTER, v));
+                }
+            }
+            Ok(resp)
+        })?,
+    )?;
     Ok(m)
 }
 
@@ -111,7 +126,9 @@ fn paging(lua: &Lua) -> mlua::Result<(Value, Value)> {
     let opts = lua.create_table()?;
     if let Some(raw) = limit {
         match raw.parse::<i64>() {
-            Ok(n) if raw.bytes().all(|b| b.is_ascii_digit()) && (1..=crate::identity::users::MAX_PAGE).contains(&n) => opts.set("limit", n)?,
+            Ok(n) if raw.bytes().all(|b| b.is_ascii_digit()) && (1..=crate::identity::users::MAX_PAGE).contains(&n) => {
+                opts.set("limit", n)?
+            }
             _ => {
                 let resp = error(lua, 422, "invalid_field", "limit: must be an integer from 1 to 200")?;
                 return Ok((Value::Nil, Value::UserData(resp)));
@@ -135,7 +152,10 @@ fn non_json_body(lua: &Lua) -> Option<String> {
     if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
         return None;
     }
-    Some(format!("unsupported_media_type: the body must be application/json (it was {:?})", if ct.is_empty() { "none" } else { ct.as_str() }))
+    Some(format!(
+        "unsupported_media_type: the body must be application/json (it was {:?})",
+        if ct.is_empty() { "none" } else { ct.as_str() }
+    ))
 }
 
 /// The JSON error every admin endpoint answers with.

@@ -17,39 +17,60 @@ const MAX_OUTBOUND_BODY: usize = 10 * 1024 * 1024;
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
     m.set("route", lua.create_function(route)?)?;
-    m.set("html", lua.create_function(|lua, (body, status): (mlua::String, Option<u16>)| {
-        respond(lua, status.unwrap_or(200), "text/html; charset=utf-8", Bytes::copy_from_slice(&body.as_bytes()))
-    })?)?;
-    m.set("text", lua.create_function(|lua, (body, status): (mlua::String, Option<u16>)| {
-        respond(lua, status.unwrap_or(200), "text/plain; charset=utf-8", Bytes::copy_from_slice(&body.as_bytes()))
-    })?)?;
-    m.set("json", lua.create_function(|lua, (value, status): (Value, Option<u16>)| {
-        let json = super::json::to_json(lua, value).map_err(|e| mlua::Error::runtime(format!("http.json: {e}")))?;
-        let body = serde_json::to_vec(&json).map_err(mlua::Error::external)?;
-        respond(lua, status.unwrap_or(200), "application/json", Bytes::from(body))
-    })?)?;
-    m.set("redirect", lua.create_function(|lua, (location, status): (String, Option<u16>)| {
-        let status = status.unwrap_or(302);
-        if !matches!(status, 301 | 302 | 303 | 307 | 308) {
-            return Err(mlua::Error::runtime(format!("http.redirect: {status} is not a redirect status")));
-        }
-        let ud = respond(lua, status, "text/plain; charset=utf-8", Bytes::new())?;
-        ud.borrow_mut::<FlowResponse>()?.headers.push((http::header::LOCATION, header_value(&location)?));
-        Ok(ud)
-    })?)?;
-    m.set("status", lua.create_function(|lua, (status, body): (u16, Option<mlua::String>)| {
-        let body = body.map(|b| Bytes::copy_from_slice(&b.as_bytes())).unwrap_or_default();
-        respond(lua, status, "text/plain; charset=utf-8", body)
-    })?)?;
+    m.set(
+        "html",
+        lua.create_function(|lua, (body, status): (mlua::String, Option<u16>)| {
+            respond(lua, status.unwrap_or(200), "text/html; charset=utf-8", Bytes::copy_from_slice(&body.as_bytes()))
+        })?,
+    )?;
+    m.set(
+        "text",
+        lua.create_function(|lua, (body, status): (mlua::String, Option<u16>)| {
+            respond(lua, status.unwrap_or(200), "text/plain; charset=utf-8", Bytes::copy_from_slice(&body.as_bytes()))
+        })?,
+    )?;
+    m.set(
+        "json",
+        lua.create_function(|lua, (value, status): (Value, Option<u16>)| {
+            let json = super::json::to_json(lua, value).map_err(|e| mlua::Error::runtime(format!("http.json: {e}")))?;
+            let body = serde_json::to_vec(&json).map_err(mlua::Error::external)?;
+            respond(lua, status.unwrap_or(200), "application/json", Bytes::from(body))
+        })?,
+    )?;
+    m.set(
+        "redirect",
+        lua.create_function(|lua, (location, status): (String, Option<u16>)| {
+            let status = status.unwrap_or(302);
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                return Err(mlua::Error::runtime(format!("http.redirect: {status} is not a redirect status")));
+            }
+            let ud = respond(lua, status, "text/plain; charset=utf-8", Bytes::new())?;
+            ud.borrow_mut::<FlowResponse>()?.headers.push((http::header::LOCATION, header_value(&location)?));
+            Ok(ud)
+        })?,
+    )?;
+    m.set(
+        "status",
+        lua.create_function(|lua, (status, body): (u16, Option<mlua::String>)| {
+            let body = body.map(|b| Bytes::copy_from_slice(&b.as_bytes())).unwrap_or_default();
+            respond(lua, status, "text/plain; charset=utf-8", body)
+        })?,
+    )?;
     m.set("request", lua.create_async_function(|lua, opts: Table| async move { outbound(lua, opts).await })?)?;
-    m.set("get", lua.create_async_function(|lua, (url, opts): (String, Option<Table>)| async move {
-        let opts = with_method(&lua, opts, "GET", url)?;
-        outbound(lua, opts).await
-    })?)?;
-    m.set("post", lua.create_async_function(|lua, (url, opts): (String, Option<Table>)| async move {
-        let opts = with_method(&lua, opts, "POST", url)?;
-        outbound(lua, opts).await
-    })?)?;
+    m.set(
+        "get",
+        lua.create_async_function(|lua, (url, opts): (String, Option<Table>)| async move {
+            let opts = with_method(&lua, opts, "GET", url)?;
+            outbound(lua, opts).await
+        })?,
+    )?;
+    m.set(
+        "post",
+        lua.create_async_function(|lua, (url, opts): (String, Option<Table>)| async move {
+            let opts = with_method(&lua, opts, "POST", url)?;
+            outbound(lua, opts).await
+        })?,
+    )?;
     Ok(m)
 }
 
@@ -141,9 +162,8 @@ fn set_cookie(name: &str, value: &str, opts: Option<&Table>, secure_default: boo
     if !value.chars().all(octet) {
         return Err(mlua::Error::runtime(format!("cookie {name}: the value has characters a cookie cannot hold")));
     }
-    let get_bool = |k: &str, d: bool| -> mlua::Result<bool> {
-        Ok(opts.map(|o| o.get::<Option<bool>>(k)).transpose()?.flatten().unwrap_or(d))
-    };
+    let get_bool =
+        |k: &str, d: bool| -> mlua::Result<bool> { Ok(opts.map(|o| o.get::<Option<bool>>(k)).transpose()?.flatten().unwrap_or(d)) };
     let get_str = |k: &str| -> mlua::Result<Option<String>> { Ok(opts.map(|o| o.get::<Option<String>>(k)).transpose()?.flatten()) };
     let mut s = format!("{name}={value}; Path={}", get_str("path")?.unwrap_or_else(|| "/".into()));
     if let Some(domain) = get_str("domain")? {
@@ -175,28 +195,31 @@ fn set_cookie(name: &str, value: &str, opts: Option<&Table>, secure_default: boo
 pub fn request_metatable(lua: &Lua) -> mlua::Result<Table> {
     let json = json_method(lua)?;
     let mt = lua.create_table()?;
-    mt.set("__index", lua.create_function(move |lua, (this, key): (Table, mlua::String)| -> mlua::Result<Value> {
-        let key = key.to_str()?;
-        if &*key == "json" {
-            return Ok(Value::Function(json.clone()));
-        }
-        let Some(run) = lua.app_data_ref::<RequestRun>() else { return Ok(Value::Nil) };
-        let req = &run.request;
-        let value = match &*key {
-            "query" => pairs_table(lua, &req.query_pairs())?,
-            "headers" => pairs_table(lua, &req.header_pairs())?,
-            "cookies" => pairs_table(lua, &req.cookie_pairs())?,
-            "form" => pairs_table(lua, &req.form_pairs())?,
-            "params" => pairs_table(lua, &req.params)?,
-            "body" => Value::String(lua.create_string(&req.body)?),
-            "ip" => Value::String(lua.create_string(&req.ip)?),
-            "request_id" => Value::String(lua.create_string(&req.request_id)?),
-            _ => return Ok(Value::Nil),
-        };
-        drop(run);
-        this.raw_set(&*key, value.clone())?;
-        Ok(value)
-    })?)?;
+    mt.set(
+        "__index",
+        lua.create_function(move |lua, (this, key): (Table, mlua::String)| -> mlua::Result<Value> {
+            let key = key.to_str()?;
+            if &*key == "json" {
+                return Ok(Value::Function(json.clone()));
+            }
+            let Some(run) = lua.app_data_ref::<RequestRun>() else { return Ok(Value::Nil) };
+            let req = &run.request;
+            let value = match &*key {
+                "query" => pairs_table(lua, &req.query_pairs())?,
+                "headers" => pairs_table(lua, &req.header_pairs())?,
+                "cookies" => pairs_table(lua, &req.cookie_pairs())?,
+                "form" => pairs_table(lua, &req.form_pairs())?,
+                "params" => pairs_table(lua, &req.params)?,
+                "body" => Value::String(lua.create_string(&req.body)?),
+                "ip" => Value::String(lua.create_string(&req.ip)?),
+                "request_id" => Value::String(lua.create_string(&req.request_id)?),
+                _ => return Ok(Value::Nil),
+            };
+            drop(run);
+            this.raw_set(&*key, value.clone())?;
+            Ok(value)
+        })?,
+    )?;
     // One metatable serves every request of this state: a flow that could reach it could
     // wrap `__index` and read the next request's form (a password). `getmetatable(req)` is false.
     mt.set("__metatable", false)?;
@@ -311,8 +334,7 @@ async fn outbound(lua: Lua, opts: Table) -> mlua::Result<Outcome<Table>> {
     // Repeated headers are joined with ", ", as on requests.
     let headers = lua.create_table()?;
     for name in resp.headers().keys() {
-        let joined: Vec<String> =
-            resp.headers().get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+        let joined: Vec<String> = resp.headers().get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
         headers.set(name.as_str(), joined.join(", "))?;
     }
     if resp.content_length().is_some_and(|n| n as usize > MAX_OUTBOUND_BODY) {

@@ -2,36 +2,42 @@
 
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 
-
 use crate::lua::{fail, Outcome};
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
     m.set("null", Value::NULL)?;
-    m.set("encode", lua.create_function(|lua, (value, opts): (Value, Option<Table>)| {
-        let pretty = opts.map(|o| o.get::<Option<bool>>("pretty")).transpose()?.flatten().unwrap_or(false);
-        let json = match to_json(lua, value) {
-            Ok(j) => j,
-            Err(e) => return fail("unencodable", e),
-        };
-        let text = if pretty { serde_json::to_string_pretty(&json) } else { serde_json::to_string(&json) };
-        text.map_or_else(|e| fail("unencodable", e), |t| Ok(Outcome::Ok(t)))
-    })?)?;
-    m.set("decode", lua.create_function(|lua, text: mlua::String| {
-        match serde_json::from_slice::<serde_json::Value>(&text.as_bytes()) {
+    m.set(
+        "encode",
+        lua.create_function(|lua, (value, opts): (Value, Option<Table>)| {
+            let pretty = opts.map(|o| o.get::<Option<bool>>("pretty")).transpose()?.flatten().unwrap_or(false);
+            let json = match to_json(lua, value) {
+                Ok(j) => j,
+                Err(e) => return fail("unencodable", e),
+            };
+            let text = if pretty { serde_json::to_string_pretty(&json) } else { serde_json::to_string(&json) };
+            text.map_or_else(|e| fail("unencodable", e), |t| Ok(Outcome::Ok(t)))
+        })?,
+    )?;
+    m.set(
+        "decode",
+        lua.create_function(|lua, text: mlua::String| match serde_json::from_slice::<serde_json::Value>(&text.as_bytes()) {
             Ok(v) => Ok(Outcome::Ok(from_json(lua, &v)?)),
             Err(e) => fail("bad_json", e),
-        }
-    })?)?;
+        })?,
+    )?;
     // `json.array(t)` marks a table as an array, so that an empty one encodes as `[]`.
-    m.set("array", lua.create_function(|lua, t: Option<Table>| {
-        let t = match t {
-            Some(t) => t,
-            None => lua.create_table()?,
-        };
-        t.set_metatable(Some(lua.array_metatable()));
-        Ok(t)
-    })?)?;
+    m.set(
+        "array",
+        lua.create_function(|lua, t: Option<Table>| {
+            let t = match t {
+                Some(t) => t,
+                None => lua.create_table()?,
+            };
+            t.set_metatable(Some(lua.array_metatable()));
+            Ok(t)
+        })?,
+    )?;
     Ok(m)
 }
 
@@ -51,9 +57,7 @@ fn convert(lua: &Lua, value: &Value, depth: usize) -> Result<serde_json::Value, 
         Value::LightUserData(p) if p.0.is_null() => J::Null,
         Value::Boolean(b) => J::Bool(*b),
         Value::Integer(i) => J::from(*i),
-        Value::Number(n) => J::Number(
-            serde_json::Number::from_f64(*n).ok_or_else(|| format!("{n} cannot be encoded (NaN or infinity)"))?,
-        ),
+        Value::Number(n) => J::Number(serde_json::Number::from_f64(*n).ok_or_else(|| format!("{n} cannot be encoded (NaN or infinity)"))?),
         Value::String(s) => J::String(s.to_str().map_err(|_| "a string is not valid UTF-8".to_string())?.to_string()),
         Value::Table(t) => {
             if depth >= MAX_DEPTH {

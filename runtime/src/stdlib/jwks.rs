@@ -10,23 +10,32 @@ const PHASES: &[Phase] = &[Phase::Request];
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
-    m.set("set", lua.create_async_function(|lua, ()| async move {
-        let id = identity(&lua, "jwks.set", crate::lua::READ_PHASES)?;
-        let set = id.jwks().await.map_err(mlua::Error::external)?;
-        super::json::from_json(&lua, &set)
-    })?)?;
-    m.set("keys", lua.create_async_function(|lua, ()| async move {
-        let id = identity(&lua, "jwks.keys", crate::lua::READ_PHASES)?;
-        let keys = id.signing_keys().await.map_err(mlua::Error::external)?;
-        to_lua(&lua, &keys)
-    })?)?;
-    m.set("rotate", lua.create_async_function(|lua, alg: Option<String>| async move {
-        let id = identity(&lua, "jwks.rotate", PHASES)?;
-        let alg = alg.unwrap_or_else(|| crate::oidc::keys::DEFAULT_ALG.to_string());
-        match outcome(id.rotate_signing_key(&alg).await)? {
-            Outcome::Ok(kid) => Ok(Outcome::Ok(kid)),
-            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-        }
-    })?)?;
+    m.set(
+        "set",
+        lua.create_async_function(|lua, ()| async move {
+            let id = identity(&lua, "jwks.set", crate::lua::READ_PHASES)?;
+            let set = id.jwks().await.map_err(mlua::Error::external)?;
+            super::json::from_json(&lua, &set)
+        })?,
+    )?;
+    m.set(
+        "keys",
+        lua.create_async_function(|lua, ()| async move {
+            let id = identity(&lua, "jwks.keys", crate::lua::READ_PHASES)?;
+            let keys = id.signing_keys().await.map_err(mlua::Error::external)?;
+            to_lua(&lua, &keys)
+        })?,
+    )?;
+    m.set(
+        "rotate",
+        lua.create_async_function(|lua, alg: Option<String>| async move {
+            let id = identity(&lua, "jwks.rotate", PHASES)?;
+            let alg = alg.unwrap_or_else(|| crate::oidc::keys::DEFAULT_ALG.to_string());
+            match outcome(id.rotate_signing_key(&alg).await)? {
+                Outcome::Ok(kid) => Ok(Outcome::Ok(kid)),
+                Outcome::Fail(e) => Ok(Outcome::Fail(e)),
+            }
+        })?,
+    )?;
     Ok(m)
 }

@@ -60,11 +60,10 @@ const RUST_MODULES: &[(&str, Builder)] = &[
 /// none (an operator script has no database: it talks to the admin API instead).
 pub(crate) fn identity(lua: &Lua, function: &str, phases: &[Phase]) -> mlua::Result<Arc<Identity>> {
     require_phase(lua, function, phases)?;
-    shared(lua)?.identity.clone().ok_or_else(|| {
-        mlua::Error::runtime(format!(
-            "{function} needs the engine's database, which this Lua state does not have"
-        ))
-    })
+    shared(lua)?
+        .identity
+        .clone()
+        .ok_or_else(|| mlua::Error::runtime(format!("{function} needs the engine's database, which this Lua state does not have")))
 }
 
 /// Who is calling, from the request being served (empty in scripts).
@@ -169,10 +168,7 @@ end
     })?;
     let finish_library = lua.create_function(|lua, (name, value): (String, Value)| match value {
         Value::Table(t) => crate::lua::sandbox::read_only(lua, t, &name),
-        other => Err(mlua::Error::runtime(format!(
-            "flow library {name} must return a table (it returned {})",
-            other.type_name()
-        ))),
+        other => Err(mlua::Error::runtime(format!("flow library {name} must return a table (it returned {})", other.type_name()))),
     })?;
     let globals = lua.globals();
     lua.load(REQUIRE).set_name("=require").call((
@@ -193,9 +189,7 @@ fn load_library(lua: &Lua, name: String) -> mlua::Result<mlua::MultiValue> {
         return Value::Nil.into_lua_multi(lua);
     }
     let Some(libs) = lua.app_data_ref::<Arc<LibSources>>().map(|l| l.clone()) else {
-        return Err(mlua::Error::runtime(format!(
-            "module '{name}': flow libraries can be required by flows only"
-        )));
+        return Err(mlua::Error::runtime(format!("module '{name}': flow libraries can be required by flows only")));
     };
     let Some(lib) = libs.get(&name) else {
         let file = format!("{}.lua", name.replace('.', "/"));
@@ -234,9 +228,6 @@ fn build(lua: &Lua, name: &str) -> mlua::Result<Table> {
             // runs with the state's own globals, which have no `require` of their own.
             chunk.call(require_function(lua)?)
         }
-        None => Err(mlua::Error::runtime(format!(
-            "module '{name}' not found (available: {})",
-            module_names().join(", ")
-        ))),
+        None => Err(mlua::Error::runtime(format!("module '{name}' not found (available: {})", module_names().join(", ")))),
     }
 }

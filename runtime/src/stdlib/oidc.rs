@@ -58,7 +58,10 @@ fn into_response(lua: &Lua, id: &Identity, reply: Reply) -> mlua::Result<mlua::A
     };
     let mut headers = vec![(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type))];
     if let Body::Redirect(location) = &reply.body {
-        headers.push((http::header::LOCATION, HeaderValue::from_str(location).map_err(|_| mlua::Error::runtime("oidc: a redirect target is not a header value"))?));
+        headers.push((
+            http::header::LOCATION,
+            HeaderValue::from_str(location).map_err(|_| mlua::Error::runtime("oidc: a redirect target is not a header value"))?,
+        ));
     }
     for (name, value) in &reply.headers {
         let value = HeaderValue::from_str(value).map_err(|_| mlua::Error::runtime(format!("oidc: header {name} is not a header value")))?;
@@ -113,9 +116,14 @@ impl ClaimsHook for LuaClaims {
                 Value::Table(_) => match super::json::to_json(&self.lua, ret).map_err(|e| fault(mlua::Error::runtime(e)))? {
                     serde_json::Value::Object(map) => Ok(map),
                     serde_json::Value::Array(a) if a.is_empty() => Ok(serde_json::Map::new()),
-                    _ => Err(IdentityError::Internal("flows/claims.lua: the hook must return a table of claims (string keys) or nil".into())),
+                    _ => {
+                        Err(IdentityError::Internal("flows/claims.lua: the hook must return a table of claims (string keys) or nil".into()))
+                    }
                 },
-                other => Err(IdentityError::Internal(format!("flows/claims.lua: the hook returned a {}, not a table of claims", other.type_name()))),
+                other => Err(IdentityError::Internal(format!(
+                    "flows/claims.lua: the hook returned a {}, not a table of claims",
+                    other.type_name()
+                ))),
             }
         })
     }
@@ -140,7 +148,10 @@ const BINDING_COOKIE: &str = "assay_authz";
 /// This browser's binding cookie; with `create`, one is made (and set on the response) when the
 /// browser has none.
 fn binding(lua: &Lua, id: &Identity, create: bool) -> mlua::Result<String> {
-    let sent = lua.app_data_ref::<RequestRun>().and_then(|r| r.request.cookie(&id.config.cookie_name(BINDING_COOKIE))).filter(|v| !v.is_empty() && v.len() <= 128);
+    let sent = lua
+        .app_data_ref::<RequestRun>()
+        .and_then(|r| r.request.cookie(&id.config.cookie_name(BINDING_COOKIE)))
+        .filter(|v| !v.is_empty() && v.len() <= 128);
     match sent {
         Some(v) => Ok(v),
         None if !create => Ok(String::new()),
@@ -174,15 +185,18 @@ async fn browser(lua: &Lua, id: &Identity) -> mlua::Result<Option<(Session, User
 /// A protocol endpoint as a Lua function of the request.
 macro_rules! endpoint {
     ($m:expr, $lua:expr, $name:literal, |$l:ident, $id:ident, $req:ident| $body:expr) => {
-        $m.set($name, $lua.create_async_function(|$l, _req: Value| async move {
-            let $id = identity(&$l, concat!("oidc.", $name), PHASES)?;
-            if let Some(off) = provider_off(&$l, &$id)? {
-                return Ok(off);
-            }
-            let $req = request(&$l, concat!("oidc.", $name))?;
-            let reply: Result<Reply, IdentityError> = $body;
-            into_response(&$l, &$id, reply.map_err(mlua::Error::external)?)
-        })?)?;
+        $m.set(
+            $name,
+            $lua.create_async_function(|$l, _req: Value| async move {
+                let $id = identity(&$l, concat!("oidc.", $name), PHASES)?;
+                if let Some(off) = provider_off(&$l, &$id)? {
+                    return Ok(off);
+                }
+                let $req = request(&$l, concat!("oidc.", $name))?;
+                let reply: Result<Reply, IdentityError> = $body;
+                into_response(&$l, &$id, reply.map_err(mlua::Error::external)?)
+            })?,
+        )?;
     };
 }
 
@@ -199,10 +213,13 @@ fn rejection(opts: Option<&Table>, default_description: &str) -> mlua::Result<(S
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
-    m.set("discovery", lua.create_function(|lua, ()| {
-        let shared = crate::lua::shared(lua)?;
-        super::json::from_json(lua, &crate::oidc::discovery::document(&shared.config))
-    })?)?;
+    m.set(
+        "discovery",
+        lua.create_function(|lua, ()| {
+            let shared = crate::lua::shared(lua)?;
+            super::json::from_json(lua, &crate::oidc::discovery::document(&shared.config))
+        })?,
+    )?;
     endpoint!(m, lua, "authorize", |lua, id, req| {
         if req.method == "POST" {
             Ok(as_get("/auth/authorize", &req))
@@ -235,83 +252,116 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             id.end_session(params, session.as_ref(), csrf, confirmed).await
         }
     });
-    m.set("login_request", lua.create_async_function(|lua, challenge: Option<String>| async move {
-        let id = identity(&lua, "oidc.login_request", PHASES)?;
-        let challenge = challenge_arg("oidc.login_request", challenge)?;
-        let bound = binding(&lua, &id, false)?;
-        outcome_lua(&lua, id.login_request(&challenge, &bound).await)
-    })?)?;
-    m.set("accept_login", lua.create_async_function(|lua, (challenge, opts): (Option<String>, Option<Table>)| async move {
-        let id = identity(&lua, "oidc.accept_login", PHASES)?;
-        let challenge = challenge_arg("oidc.accept_login", challenge)?;
-        let amr = opt_field::<Vec<String>>(opts.as_ref(), "amr")?;
-        let acr = opt_string(opts.as_ref(), "acr")?;
-        let Some(session) = browser(&lua, &id).await? else {
-            return Ok(Outcome::Fail("no_session: sign the user in (session.create) before accepting the login".into()));
-        };
-        let bound = binding(&lua, &id, false)?;
-        outcome(id.accept_login(&challenge, &bound, &session, amr, acr).await)
-    })?)?;
-    for (name, stage) in [("reject_login", "the user cancelled the sign-in"), ("reject_consent", "the user denied the request")] {
-        m.set(name, lua.create_async_function(move |lua, (challenge, opts): (Option<String>, Option<Table>)| async move {
-            let function = format!("oidc.{name}");
-            let id = identity(&lua, &function, PHASES)?;
-            let challenge = challenge_arg(&function, challenge)?;
-            let (error, description) = rejection(opts.as_ref(), stage)?;
+    m.set(
+        "login_request",
+        lua.create_async_function(|lua, challenge: Option<String>| async move {
+            let id = identity(&lua, "oidc.login_request", PHASES)?;
+            let challenge = challenge_arg("oidc.login_request", challenge)?;
             let bound = binding(&lua, &id, false)?;
-            outcome(id.reject_request(&challenge, &bound, &error, &description).await)
-        })?)?;
+            outcome_lua(&lua, id.login_request(&challenge, &bound).await)
+        })?,
+    )?;
+    m.set(
+        "accept_login",
+        lua.create_async_function(|lua, (challenge, opts): (Option<String>, Option<Table>)| async move {
+            let id = identity(&lua, "oidc.accept_login", PHASES)?;
+            let challenge = challenge_arg("oidc.accept_login", challenge)?;
+            let amr = opt_field::<Vec<String>>(opts.as_ref(), "amr")?;
+            let acr = opt_string(opts.as_ref(), "acr")?;
+            let Some(session) = browser(&lua, &id).await? else {
+                return Ok(Outcome::Fail("no_session: sign the user in (session.create) before accepting the login".into()));
+            };
+            let bound = binding(&lua, &id, false)?;
+            outcome(id.accept_login(&challenge, &bound, &session, amr, acr).await)
+        })?,
+    )?;
+    for (name, stage) in [("reject_login", "the user cancelled the sign-in"), ("reject_consent", "the user denied the request")] {
+        m.set(
+            name,
+            lua.create_async_function(move |lua, (challenge, opts): (Option<String>, Option<Table>)| async move {
+                let function = format!("oidc.{name}");
+                let id = identity(&lua, &function, PHASES)?;
+                let challenge = challenge_arg(&function, challenge)?;
+                let (error, description) = rejection(opts.as_ref(), stage)?;
+                let bound = binding(&lua, &id, false)?;
+                outcome(id.reject_request(&challenge, &bound, &error, &description).await)
+            })?,
+        )?;
     }
-    m.set("consent_request", lua.create_async_function(|lua, challenge: Option<String>| async move {
-        let id = identity(&lua, "oidc.consent_request", PHASES)?;
-        let challenge = challenge_arg("oidc.consent_request", challenge)?;
-        let session = browser(&lua, &id).await?;
-        outcome_lua(&lua, id.consent_request(&challenge, session.as_ref()).await)
-    })?)?;
-    m.set("accept_consent", lua.create_async_function(|lua, (challenge, opts): (Option<String>, Option<Table>)| async move {
-        let id = identity(&lua, "oidc.accept_consent", PHASES)?;
-        let challenge = challenge_arg("oidc.accept_consent", challenge)?;
-        let scopes = opt_field::<Vec<String>>(opts.as_ref(), "scopes")?;
-        let remember = opt_field::<bool>(opts.as_ref(), "remember")?.unwrap_or(false);
-        let session = browser(&lua, &id).await?;
-        outcome(id.accept_consent(&challenge, session.as_ref(), scopes, remember).await)
-    })?)?;
-    m.set("create_client", lua.create_async_function(|lua, t: Value| async move {
-        let id = identity(&lua, "oidc.create_client", PHASES)?;
-        let input = body(&lua, "oidc.create_client", t)?;
-        match outcome(id.create_client(&input).await)? {
-            Outcome::Ok((client, secret)) => {
-                let mut json = serde_json::to_value(&client).map_err(mlua::Error::external)?;
-                if let (Some(obj), Some(secret)) = (json.as_object_mut(), secret) {
-                    obj.insert("client_secret".into(), secret.into());
+    m.set(
+        "consent_request",
+        lua.create_async_function(|lua, challenge: Option<String>| async move {
+            let id = identity(&lua, "oidc.consent_request", PHASES)?;
+            let challenge = challenge_arg("oidc.consent_request", challenge)?;
+            let session = browser(&lua, &id).await?;
+            outcome_lua(&lua, id.consent_request(&challenge, session.as_ref()).await)
+        })?,
+    )?;
+    m.set(
+        "accept_consent",
+        lua.create_async_function(|lua, (challenge, opts): (Option<String>, Option<Table>)| async move {
+            let id = identity(&lua, "oidc.accept_consent", PHASES)?;
+            let challenge = challenge_arg("oidc.accept_consent", challenge)?;
+            let scopes = opt_field::<Vec<String>>(opts.as_ref(), "scopes")?;
+            let remember = opt_field::<bool>(opts.as_ref(), "remember")?.unwrap_or(false);
+            let session = browser(&lua, &id).await?;
+            outcome(id.accept_consent(&challenge, session.as_ref(), scopes, remember).await)
+        })?,
+    )?;
+    m.set(
+        "create_client",
+        lua.create_async_function(|lua, t: Value| async move {
+            let id = identity(&lua, "oidc.create_client", PHASES)?;
+            let input = body(&lua, "oidc.create_client", t)?;
+            match outcome(id.create_client(&input).await)? {
+                Outcome::Ok((client, secret)) => {
+                    let mut json = serde_json::to_value(&client).map_err(mlua::Error::external)?;
+                    if let (Some(obj), Some(secret)) = (json.as_object_mut(), secret) {
+                        obj.insert("client_secret".into(), secret.into());
+                    }
+                    Ok(Outcome::Ok(super::json::from_json(&lua, &json)?))
                 }
-                Ok(Outcome::Ok(super::json::from_json(&lua, &json)?))
+                Outcome::Fail(e) => Ok(Outcome::Fail(e)),
             }
-            Outcome::Fail(e) => Ok(Outcome::Fail(e)),
-        }
-    })?)?;
-    m.set("get_client", lua.create_async_function(|lua, client_id: String| async move {
-        let id = identity(&lua, "oidc.get_client", crate::lua::READ_PHASES)?;
-        outcome_lua(&lua, id.get_client(&client_id).await)
-    })?)?;
-    m.set("update_client", lua.create_async_function(|lua, (client_id, t): (String, Value)| async move {
-        let id = identity(&lua, "oidc.update_client", PHASES)?;
-        let input = body(&lua, "oidc.update_client", t)?;
-        outcome_lua(&lua, id.update_client(&client_id, &input).await)
-    })?)?;
-    m.set("delete_client", lua.create_async_function(|lua, client_id: String| async move {
-        let id = identity(&lua, "oidc.delete_client", PHASES)?;
-        outcome(id.delete_client(&client_id).await.map(|_| true))
-    })?)?;
-    m.set("rotate_client_secret", lua.create_async_function(|lua, client_id: String| async move {
-        let id = identity(&lua, "oidc.rotate_client_secret", PHASES)?;
-        outcome(id.rotate_client_secret(&client_id).await)
-    })?)?;
-    m.set("list_clients", lua.create_async_function(|lua, opts: Option<Table>| async move {
-        let id = identity(&lua, "oidc.list_clients", crate::lua::READ_PHASES)?;
-        let limit = page_limit("oidc.list_clients", opts.as_ref())?;
-        let cursor = opt_string(opts.as_ref(), "cursor")?;
-        outcome_lua(&lua, id.list_clients(limit, cursor.as_deref()).await)
-    })?)?;
+        })?,
+    )?;
+    m.set(
+        "get_client",
+        lua.create_async_function(|lua, client_id: String| async move {
+            let id = identity(&lua, "oidc.get_client", crate::lua::READ_PHASES)?;
+            outcome_lua(&lua, id.get_client(&client_id).await)
+        })?,
+    )?;
+    m.set(
+        "update_client",
+        lua.create_async_function(|lua, (client_id, t): (String, Value)| async move {
+            let id = identity(&lua, "oidc.update_client", PHASES)?;
+            let input = body(&lua, "oidc.update_client", t)?;
+            outcome_lua(&lua, id.update_client(&client_id, &input).await)
+        })?,
+    )?;
+    m.set(
+        "delete_client",
+        lua.create_async_function(|lua, client_id: String| async move {
+            let id = identity(&lua, "oidc.delete_client", PHASES)?;
+            outcome(id.delete_client(&client_id).await.map(|_| true))
+        })?,
+    )?;
+    m.set(
+        "rotate_client_secret",
+        lua.create_async_function(|lua, client_id: String| async move {
+            let id = identity(&lua, "oidc.rotate_client_secret", PHASES)?;
+            outcome(id.rotate_client_secret(&client_id).await)
+        })?,
+    )?;
+    m.set(
+        "list_clients",
+        lua.create_async_function(|lua, opts: Option<Table>| async move {
+            let id = identity(&lua, "oidc.list_clients", crate::lua::READ_PHASES)?;
+            let limit = page_limit("oidc.list_clients", opts.as_ref())?;
+            let cursor = opt_string(opts.as_ref(), "cursor")?;
+            outcome_lua(&lua, id.list_clients(limit, cursor.as_deref()).await)
+        })?,
+    )?;
     Ok(m)
 }

@@ -6,11 +6,11 @@ use http::HeaderValue;
 use mlua::{Lua, Table, Value};
 
 use super::{context, identity, opt_field, opt_string, outcome, outcome_lua, page_limit};
+use crate::crypto::{constant_time_eq, random_token};
 use crate::identity::sessions::Session;
 use crate::identity::users::User;
 use crate::identity::Identity;
 use crate::lua::{Outcome, Phase, RequestRun};
-use crate::crypto::{constant_time_eq, random_token};
 
 const PHASES: &[Phase] = &[Phase::Request];
 /// The cookie an anonymous visitor's CSRF token is bound to.
@@ -18,87 +18,115 @@ pub const CSRF_COOKIE: &str = "assay_csrf";
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
-    m.set("load", lua.create_async_function(|lua, _req: Value| async move {
-        let id = identity(&lua, "session.load", PHASES)?;
-        match current(&lua, &id).await? {
-            Some((s, u)) => Ok(Outcome::Ok(session_table(&lua, &s, Some(&u))?)),
-            None => Ok(Outcome::Fail("no_session: the request carries no live session".into())),
-        }
-    })?)?;
-    m.set("create", lua.create_async_function(|lua, (_req, user_id, opts): (Value, String, Option<Table>)| async move {
-        let id = identity(&lua, "session.create", PHASES)?;
-        let amr = opt_field::<Vec<String>>(opts.as_ref(), "amr")?.unwrap_or_else(|| vec!["pwd".to_string()]);
-        let old = request_cookie(&lua, &id.config.session_cookie());
-        let user = match id.get_user(&user_id).await {
-            Ok(u) => u,
-            Err(e) => return outcome(Err(e)),
-        };
-        if user.disabled {
-            return Ok(Outcome::Fail("disabled: this account is disabled".into()));
-        }
-        let entry = crate::identity::audit::Entry::new("login.succeeded").actor(&format!("user:{user_id}")).detail("amr", amr.clone());
-        let (token, session) = id.create_session(&user_id, &amr, &context(&lua), old.as_deref(), Some(entry)).await.map_err(mlua::Error::external)?;
-        started(&lua, &id, &token, session, user)
-    })?)?;
-    m.set("rotate", lua.create_async_function(|lua, _req: Value| async move {
-        let id = identity(&lua, "session.rotate", PHASES)?;
-        let Some(old) = request_cookie(&lua, &id.config.session_cookie()) else {
-            return Ok(Outcome::Fail("no_session: the request carries no session".into()));
-        };
-        match id.rotate_session(&old, &context(&lua)).await.map_err(mlua::Error::external)? {
-            Some((token, session)) => {
-                let user = id.get_user(&session.user_id).await.map_err(mlua::Error::external)?;
-                started(&lua, &id, &token, session, user)
+    m.set(
+        "load",
+        lua.create_async_function(|lua, _req: Value| async move {
+            let id = identity(&lua, "session.load", PHASES)?;
+            match current(&lua, &id).await? {
+                Some((s, u)) => Ok(Outcome::Ok(session_table(&lua, &s, Some(&u))?)),
+                None => Ok(Outcome::Fail("no_session: the request carries no live session".into())),
             }
-            None => Ok(Outcome::Fail("no_session: the request carries no live session".into())),
-        }
-    })?)?;
-    m.set("logout", lua.create_async_function(|lua, _req: Value| async move {
-        let id = identity(&lua, "session.logout", PHASES)?;
-        let name = id.config.session_cookie();
-        if let Some(token) = request_cookie(&lua, &name) {
-            id.revoke_session_by_token(&token).await.map_err(mlua::Error::external)?;
-        }
-        clear_session_cookie(&lua, &id)?;
-        Ok(true)
-    })?)?;
-    m.set("revoke", lua.create_async_function(|lua, session_id: String| async move {
-        let id = identity(&lua, "session.revoke", PHASES)?;
-        outcome(id.revoke_session(&session_id).await.map(|_| true))
-    })?)?;
-    m.set("revoke_all", lua.create_async_function(|lua, user_id: String| async move {
-        let id = identity(&lua, "session.revoke_all", PHASES)?;
-        id.revoke_user_sessions(&user_id).await.map_err(mlua::Error::external)
-    })?)?;
-    m.set("list", lua.create_async_function(|lua, opts: Option<Table>| async move {
-        let id = identity(&lua, "session.list", PHASES)?;
-        let limit = page_limit("session.list", opts.as_ref())?;
-        let user_id = opt_string(opts.as_ref(), "user_id")?;
-        let cursor = opt_string(opts.as_ref(), "cursor")?;
-        outcome_lua(&lua, id.list_sessions(user_id.as_deref(), limit, cursor.as_deref()).await)
-    })?)?;
-    m.set("csrf_token", lua.create_async_function(|lua, _req: Value| async move {
-        let id = identity(&lua, "session.csrf_token", PHASES)?;
-        if let Some((s, _)) = current(&lua, &id).await? {
-            return Ok(s.csrf_token);
-        }
-        let anon = match anonymous_cookie(&lua, &id) {
-            Some(c) => c,
-            None => {
-                let value = random_token(32);
-                let set = cookie(&id, CSRF_COOKIE, &value, None)?;
-                if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
-                    run.cookies.push(set);
+        })?,
+    )?;
+    m.set(
+        "create",
+        lua.create_async_function(|lua, (_req, user_id, opts): (Value, String, Option<Table>)| async move {
+            let id = identity(&lua, "session.create", PHASES)?;
+            let amr = opt_field::<Vec<String>>(opts.as_ref(), "amr")?.unwrap_or_else(|| vec!["pwd".to_string()]);
+            let old = request_cookie(&lua, &id.config.session_cookie());
+            let user = match id.get_user(&user_id).await {
+                Ok(u) => u,
+                Err(e) => return outcome(Err(e)),
+            };
+            if user.disabled {
+                return Ok(Outcome::Fail("disabled: this account is disabled".into()));
+            }
+            let entry = crate::identity::audit::Entry::new("login.succeeded").actor(&format!("user:{user_id}")).detail("amr", amr.clone());
+            let (token, session) =
+                id.create_session(&user_id, &amr, &context(&lua), old.as_deref(), Some(entry)).await.map_err(mlua::Error::external)?;
+            started(&lua, &id, &token, session, user)
+        })?,
+    )?;
+    m.set(
+        "rotate",
+        lua.create_async_function(|lua, _req: Value| async move {
+            let id = identity(&lua, "session.rotate", PHASES)?;
+            let Some(old) = request_cookie(&lua, &id.config.session_cookie()) else {
+                return Ok(Outcome::Fail("no_session: the request carries no session".into()));
+            };
+            match id.rotate_session(&old, &context(&lua)).await.map_err(mlua::Error::external)? {
+                Some((token, session)) => {
+                    let user = id.get_user(&session.user_id).await.map_err(mlua::Error::external)?;
+                    started(&lua, &id, &token, session, user)
                 }
-                value
+                None => Ok(Outcome::Fail("no_session: the request carries no live session".into())),
             }
-        };
-        Ok(id.anonymous_csrf_token(&anon))
-    })?)?;
-    m.set("check_csrf", lua.create_async_function(|lua, _req: Value| async move {
-        let id = identity(&lua, "session.check_csrf", PHASES)?;
-        check_csrf(&lua, &id).await
-    })?)?;
+        })?,
+    )?;
+    m.set(
+        "logout",
+        lua.create_async_function(|lua, _req: Value| async move {
+            let id = identity(&lua, "session.logout", PHASES)?;
+            let name = id.config.session_cookie();
+            if let Some(token) = request_cookie(&lua, &name) {
+                id.revoke_session_by_token(&token).await.map_err(mlua::Error::external)?;
+            }
+            clear_session_cookie(&lua, &id)?;
+            Ok(true)
+        })?,
+    )?;
+    m.set(
+        "revoke",
+        lua.create_async_function(|lua, session_id: String| async move {
+            let id = identity(&lua, "session.revoke", PHASES)?;
+            outcome(id.revoke_session(&session_id).await.map(|_| true))
+        })?,
+    )?;
+    m.set(
+        "revoke_all",
+        lua.create_async_function(|lua, user_id: String| async move {
+            let id = identity(&lua, "session.revoke_all", PHASES)?;
+            id.revoke_user_sessions(&user_id).await.map_err(mlua::Error::external)
+        })?,
+    )?;
+    m.set(
+        "list",
+        lua.create_async_function(|lua, opts: Option<Table>| async move {
+            let id = identity(&lua, "session.list", PHASES)?;
+            let limit = page_limit("session.list", opts.as_ref())?;
+            let user_id = opt_string(opts.as_ref(), "user_id")?;
+            let cursor = opt_string(opts.as_ref(), "cursor")?;
+            outcome_lua(&lua, id.list_sessions(user_id.as_deref(), limit, cursor.as_deref()).await)
+        })?,
+    )?;
+    m.set(
+        "csrf_token",
+        lua.create_async_function(|lua, _req: Value| async move {
+            let id = identity(&lua, "session.csrf_token", PHASES)?;
+            if let Some((s, _)) = current(&lua, &id).await? {
+                return Ok(s.csrf_token);
+            }
+            let anon = match anonymous_cookie(&lua, &id) {
+                Some(c) => c,
+                None => {
+                    let value = random_token(32);
+                    let set = cookie(&id, CSRF_COOKIE, &value, None)?;
+                    if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
+                        run.cookies.push(set);
+                    }
+                    value
+                }
+            };
+            Ok(id.anonymous_csrf_token(&anon))
+        })?,
+    )?;
+    m.set(
+        "check_csrf",
+        lua.create_async_function(|lua, _req: Value| async move {
+            let id = identity(&lua, "session.check_csrf", PHASES)?;
+            check_csrf(&lua, &id).await
+        })?,
+    )?;
     Ok(m)
 }
 
@@ -109,12 +137,7 @@ pub(crate) async fn check_csrf(lua: &Lua, id: &Identity) -> mlua::Result<Outcome
     let submitted = {
         let run = lua.app_data_ref::<RequestRun>();
         run.and_then(|r| {
-            r.request
-                .form_pairs()
-                .into_iter()
-                .find(|(k, _)| k == "csrf_token")
-                .map(|(_, v)| v)
-                .or_else(|| r.request.header("x-csrf-token"))
+            r.request.form_pairs().into_iter().find(|(k, _)| k == "csrf_token").map(|(_, v)| v).or_else(|| r.request.header("x-csrf-token"))
         })
     };
     let Some(submitted) = submitted.filter(|s| !s.is_empty()) else {
@@ -164,7 +187,12 @@ fn anonymous_cookie(lua: &Lua, id: &Identity) -> Option<String> {
     }
     let run = lua.app_data_ref::<RequestRun>()?;
     let prefix = format!("{name}=");
-    run.cookies.iter().filter_map(|c| c.to_str().ok()).find_map(|c| c.strip_prefix(&prefix)).and_then(|rest| rest.split(';').next()).map(str::to_string)
+    run.cookies
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find_map(|c| c.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(';').next())
+        .map(str::to_string)
 }
 
 /// A new session's cookie on the response, and the session as the rest of the request sees it.

@@ -77,8 +77,7 @@ const PG_DIALECT: Dialect = Dialect {
 const SQLITE_DIALECT: Dialect = Dialect { begin: "BEGIN IMMEDIATE", lock: None, bootstrap: SQLITE_BOOTSTRAP };
 
 const SELECT_APPLIED: &str = "SELECT checksum FROM engine.migrations WHERE version = $1";
-const INSERT_APPLIED: &str =
-    "INSERT INTO engine.migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)";
+const INSERT_APPLIED: &str = "INSERT INTO engine.migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)";
 
 impl Db {
     /// Applies every embedded migration not yet in the ledger. Safe to run at every start and
@@ -114,11 +113,7 @@ impl Db {
 }
 
 /// Bootstraps the ledger, then applies each pending migration in its own locked transaction.
-async fn run<DB>(
-    conn: &mut DB::Connection,
-    dialect: &Dialect,
-    migrations: &[Migration],
-) -> Result<MigrateReport, StorageError>
+async fn run<DB>(conn: &mut DB::Connection, dialect: &Dialect, migrations: &[Migration]) -> Result<MigrateReport, StorageError>
 where
     DB: sqlx::Database,
     for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
@@ -141,8 +136,7 @@ where
             sqlx::raw_sql(lock).execute(&mut *tx).await?;
         }
         // Read again under the lock: another engine may have applied it meanwhile.
-        let applied: Option<String> =
-            sqlx::query_scalar(SELECT_APPLIED).bind(m.version).fetch_optional(&mut *tx).await?;
+        let applied: Option<String> = sqlx::query_scalar(SELECT_APPLIED).bind(m.version).fetch_optional(&mut *tx).await?;
         if let Some(sum) = applied {
             check_sum(m, sum)?;
             report.already += 1;
@@ -159,12 +153,7 @@ fn check_sum(m: &Migration, applied: String) -> Result<(), StorageError> {
     if applied == m.checksum {
         Ok(())
     } else {
-        Err(StorageError::ChecksumMismatch {
-            version: m.version,
-            name: m.name.clone(),
-            applied,
-            embedded: m.checksum.clone(),
-        })
+        Err(StorageError::ChecksumMismatch { version: m.version, name: m.name.clone(), applied, embedded: m.checksum.clone() })
     }
 }
 
