@@ -439,7 +439,7 @@ mod tests {
             config: Arc::new(config),
             templates: Templates::new(None),
             db: None,
-            client: crate::server::http_client().expect("client"),
+            client: reqwest::Client::new(),
             identity: None,
         });
         let host = LuaHost::new(shared).await.expect("host");
