@@ -7,15 +7,12 @@ local users = require("assay.users")
 local password = require("assay.password")
 local session = require("assay.session")
 local audit = require("assay.audit")
-local mail = require("assay.mail")
 local admin = require("assay.admin")
-local settings = require("assay.settings")
-local form_fields = require("assay.form")
 local present = require("lib.present")
+local mails = require("lib.mails")
 
 local BASE = "/auth/admin/auth/users"
 
-local urlencode = form_fields.urlencode
 
 local ok, nonempty, nullable = present.ok, present.nonempty, present.nullable
 local present_user, present_session = present.user, present.session
@@ -200,17 +197,7 @@ http.route("POST", BASE .. "/{id}/password-reset", function(req)
   if not who then return denied end
   local user, err = users.get(req.params.id)
   if not user then return admin.fail(err) end
-  local token, terr = users.issue_token(user.id, "recovery")
-  if not token then return admin.fail(terr) end
-  local product = settings.product_name or "assay"
-  local link = (settings.public_url or ""):gsub("/+$", "") .. "/auth/recovery/reset?token=" .. urlencode(token)
-  local sent, merr = mail.send({
-    to = user.email,
-    subject = "Reset your " .. product .. " password",
-    text = "An administrator sent you a link to set a new password for your " .. product .. " account.\n\n"
-      .. "Open it within an hour:\n\n" .. link .. "\n\n"
-      .. "If you did not expect this, you can ignore this message.\n",
-  })
+  local sent, merr = mails.admin_reset(user)
   if not sent then return admin.fail(merr) end
   audit.append({ action = "recovery.sent", actor = who.actor, target = user.id })
   return ok({ sent = true }, 202)

@@ -6,15 +6,14 @@ local json = require("assay.json")
 local users = require("assay.users")
 local session = require("assay.session")
 local audit = require("assay.audit")
-local mail = require("assay.mail")
 local log = require("assay.log")
-local settings = require("assay.settings")
 local errors = require("lib.errors")
 local present = require("lib.present")
 local console = require("lib.console")
+local mails = require("lib.mails")
 
 local guard, render, actor = console.guard, console.render, console.actor
-local trim, query, urlencode, user_path = console.trim, console.query, console.urlencode, console.user_path
+local trim, query, user_path = console.trim, console.query, console.user_path
 local message_of, absent_if_null = errors.message_of, present.absent_if_null
 local PAGE_SIZE = console.PAGE_SIZE
 
@@ -109,17 +108,7 @@ http.route("GET", "/auth/console/users/{id}", function(req)
 end)
 
 local function send_reset(s, user)
-  local token, err = users.issue_token(user.id, "recovery")
-  if not token then error(err) end
-  local product = settings.product_name or "assay"
-  local link = (settings.public_url or ""):gsub("/+$", "") .. "/auth/recovery/reset?token=" .. urlencode(token)
-  local ok, merr = mail.send({
-    to = user.email,
-    subject = "Reset your " .. product .. " password",
-    text = "An administrator sent you a link to set a new password for your " .. product .. " account.\n\n"
-      .. "Open it within an hour:\n\n" .. link .. "\n\n"
-      .. "If you did not expect this, you can ignore this message.\n",
-  })
+  local ok, merr = mails.admin_reset(user)
   if not ok then
     log.warn("password reset mail not sent", { user = user.id, error = merr })
     return user_path(user.id) .. "?error=mail"
