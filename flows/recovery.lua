@@ -13,7 +13,8 @@ local settings = require("assay.settings")
 local throttle = require("assay.throttle")
 local form_fields = require("assay.form")
 local page_lib = require("lib.page")
-local message_of = require("lib.errors").message_of
+local errors = require("lib.errors")
+local message_of = errors.message_of
 
 local EXPIRED = "Your form expired, please try again."
 local INVALID_LINK = "This link is invalid or has expired."
@@ -69,7 +70,7 @@ http.route("POST", "/auth/recovery", function(req)
   end
   local ok, terr = throttle.hit("recovery:ip:" .. req.ip, LIMITS.recovery_per_ip, LIMITS.window_secs)
   if not ok and tostring(terr):match("^throttled:") then
-    local secs = tostring(terr):match("(%d+) seconds") or tostring(LIMITS.window_secs)
+    local secs = errors.retry_after(terr, tostring(LIMITS.window_secs))
     return page("recovery.html", {
       csrf_token = session.csrf_token(req),
       email = email,

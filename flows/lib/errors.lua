@@ -13,9 +13,10 @@ function errors.message_of(err)
   return (msg:gsub("^%l", string.upper))
 end
 
--- The N of "... N seconds" in a busy or throttled error, for Retry-After ("1" when absent).
-function errors.retry_after(err)
-  return tostring(err):match("(%d+) seconds") or "1"
+-- The N of "... N seconds" in a busy or throttled error, for Retry-After (`default`, or "1",
+-- when absent).
+function errors.retry_after(err, default)
+  return tostring(err):match("(%d+) seconds") or default or "1"
 end
 
 return errors

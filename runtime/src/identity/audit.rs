@@ -117,11 +117,11 @@ impl StoredEntry {
         let cap = |v: &Option<String>| v.as_deref().map(|s| truncate(s, MAX_FIELD_BYTES));
         let mut details = serde_json::Value::Object(e.details);
         cap_strings(&mut details);
-        let mut text = details.to_string();
+        let original = details.to_string();
+        let mut text = original.clone();
         // Too long: the start of it, as a string, under the same bound once re-escaped.
         let mut keep = MAX_DETAILS_BYTES;
         while text.len() > MAX_DETAILS_BYTES {
-            let original = details.to_string();
             text = serde_json::json!({ "truncated": truncate(&original, keep) }).to_string();
             keep = keep.saturating_sub((text.len().saturating_sub(MAX_DETAILS_BYTES)).max(64));
         }

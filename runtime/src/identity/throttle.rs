@@ -87,11 +87,8 @@ pub async fn record_failure(
 /// attempt). The counter lives in the same table as the sign-in counters, so every engine
 /// on the database sees it and an administrator can list and clear it.
 pub async fn hit(id: &Identity, key: &str, limit: u32, window_secs: u64) -> Result<Option<u64>, IdentityError> {
-    // A prefix and an identifier: bounded, and never a control character (PostgreSQL
-    // refuses a NUL in text).
-    if key.len() > 300 || key.chars().any(char::is_control) {
-        return Err(IdentityError::invalid("key", "must be at most 300 bytes, without control characters"));
-    }
+    // A prefix and an identifier, so a little longer than an identifier alone.
+    super::users::check_text("key", key, 300)?;
     let now = Timestamp::now();
     let window_start = Timestamp(now.0 - chrono::Duration::seconds(window_secs.min(i64::MAX as u64 / 2) as i64));
     let (count, started): (i64, Timestamp) = with_pool!(&id.db, pool => sqlx::query_as(

@@ -116,8 +116,13 @@ pub const MAX_IDENTIFIER_BYTES: usize = 254;
 /// An identifier that can be looked up at all: at most [`MAX_IDENTIFIER_BYTES`] and free of
 /// control characters (PostgreSQL refuses a NUL in text, which surfaced as a 500).
 pub fn check_identifier(field: &'static str, value: &str) -> Result<(), IdentityError> {
-    if value.len() > MAX_IDENTIFIER_BYTES {
-        return Err(IdentityError::invalid(field, format!("is longer than {MAX_IDENTIFIER_BYTES} bytes")));
+    check_text(field, value, MAX_IDENTIFIER_BYTES)
+}
+
+/// Text that may reach a query: at most `max` bytes, without control characters.
+pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), IdentityError> {
+    if value.len() > max {
+        return Err(IdentityError::invalid(field, format!("is longer than {max} bytes")));
     }
     if value.chars().any(char::is_control) {
         return Err(IdentityError::invalid(field, "contains control characters"));
