@@ -4,8 +4,8 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::users::rfc3339;
 use super::{Context, Identity, IdentityError};
+use crate::storage::rfc3339;
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -160,7 +160,7 @@ pub async fn append(id: &Identity, ctx: &Context, e: Entry) -> Result<(), Identi
 
 /// Newest first.
 pub async fn query(id: &Identity, q: &Query) -> Result<Page, IdentityError> {
-    let limit = q.limit.clamp(1, super::users::MAX_PAGE);
+    let limit = q.limit.clamp(1, crate::storage::MAX_PAGE);
     let sql = "SELECT id, at, actor, action, target, ip, request_id, details FROM auth.audit \
                WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
                AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) AND ($5 IS NULL OR id < $5) \

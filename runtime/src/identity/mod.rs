@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod error;
 pub mod ids;
+pub mod input;
 pub mod mail;
 pub mod password;
 pub mod secrets;

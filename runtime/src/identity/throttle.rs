@@ -10,8 +10,8 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::users::rfc3339;
 use super::{audit, Context, Identity, IdentityError};
+use crate::storage::rfc3339;
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -88,7 +88,7 @@ pub async fn record_failure(
 /// on the database sees it and an administrator can list and clear it.
 pub async fn hit(id: &Identity, key: &str, limit: u32, window_secs: u64) -> Result<Option<u64>, IdentityError> {
     // A prefix and an identifier, so a little longer than an identifier alone.
-    super::users::check_text("key", key, 300)?;
+    super::input::check_text("key", key, 300)?;
     let now = Timestamp::now();
     let window_start = Timestamp(now.0 - chrono::Duration::seconds(window_secs.min(i64::MAX as u64 / 2) as i64));
     let (count, started): (i64, Timestamp) = with_pool!(&id.db, pool => sqlx::query_as(
@@ -157,7 +157,7 @@ pub async fn clear(id: &Identity, key: &str) -> Result<bool, IdentityError> {
 
 /// Counters with failures inside the window or a lock still running, by key.
 pub async fn list(id: &Identity, limit: i64, cursor: Option<&str>) -> Result<Page, IdentityError> {
-    let limit = limit.clamp(1, super::users::MAX_PAGE);
+    let limit = limit.clamp(1, crate::storage::MAX_PAGE);
     let now = Timestamp::now();
     let window_start = Timestamp(now.0 - chrono::Duration::seconds(id.config.auth.brute_force.window_secs as i64));
     let entries = with_pool!(&id.db, pool => {

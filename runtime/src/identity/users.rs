@@ -57,11 +57,9 @@ pub struct UserPatch {
 pub type UserPage = crate::storage::Page<User>;
 
 const COLUMNS: &str = "id, email, email_verified, display_name, disabled, roles, metadata, password_hash, created_at, updated_at";
-pub const MAX_PAGE: i64 = 200;
+pub use crate::storage::MAX_PAGE;
 
-pub fn rfc3339(t: Timestamp) -> String {
-    t.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+pub use crate::storage::rfc3339;
 
 pub(crate) fn from_row<R: Row>(row: &R) -> Result<(User, Option<String>), sqlx::Error>
 where
@@ -110,25 +108,7 @@ pub fn check_email(email: &str) -> Result<String, IdentityError> {
     Ok(email.to_string())
 }
 
-/// The longest identifier (an email address, RFC 5321's path limit) any lookup accepts.
-pub const MAX_IDENTIFIER_BYTES: usize = 254;
-
-/// An identifier that can be looked up at all: at most [`MAX_IDENTIFIER_BYTES`] and free of
-/// control characters (PostgreSQL refuses a NUL in text, which surfaced as a 500).
-pub fn check_identifier(field: &'static str, value: &str) -> Result<(), IdentityError> {
-    check_text(field, value, MAX_IDENTIFIER_BYTES)
-}
-
-/// Text that may reach a query: at most `max` bytes, without control characters.
-pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), IdentityError> {
-    if value.len() > max {
-        return Err(IdentityError::invalid(field, format!("is longer than {max} bytes")));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(IdentityError::invalid(field, "contains control characters"));
-    }
-    Ok(())
-}
+pub use super::input::{check_identifier, check_text, MAX_IDENTIFIER_BYTES};
 
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()

@@ -235,7 +235,7 @@ impl Identity {
     async fn client_row(&self, client_id: &str) -> Result<Option<(Client, Option<String>)>, IdentityError> {
         // An id no client can have is never looked up: it may come from a Basic header or an
         // unverified assertion, and PostgreSQL refuses a NUL in text with an error (a 500).
-        if crate::identity::users::check_text("client_id", client_id, 255).is_err() {
+        if crate::identity::input::check_text("client_id", client_id, 255).is_err() {
             return Ok(None);
         }
         let row = with_pool!(&self.db, pool => {

@@ -21,8 +21,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::ConnectOptions;
 
-pub use page::Page;
-pub use timestamp::Timestamp;
+pub use page::{Page, MAX_PAGE};
+pub use timestamp::{rfc3339, Timestamp};
 
 use crate::config::{BackendConfig, BackendType};
 

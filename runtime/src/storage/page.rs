@@ -5,6 +5,9 @@
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+/// The most items one page may hold.
+pub const MAX_PAGE: i64 = 200;
+
 #[derive(Debug, Clone)]
 pub struct Page<T> {
     /// The field the items are listed under.

@@ -15,6 +15,11 @@ use sqlx::{Decode, Encode, Type};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub DateTime<Utc>);
 
+/// `t` as RFC 3339 in UTC, to the second: how every answer shows a time.
+pub fn rfc3339(t: Timestamp) -> String {
+    t.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 const SQLITE_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
 impl Timestamp {
