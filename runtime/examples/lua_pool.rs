@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use assay::config::Config;
 use assay::lua::sandbox::Vm;
-use assay::lua::{FlowRequest, LuaHost, Phase, RouteCollector, RouteMatch, Shared};
+use assay::lua::{HttpRequest, LuaHost, Phase, RouteCollector, RouteMatch, Shared};
 use assay::templates::Templates;
 use mlua::{Function, Lua, LuaOptions, StdLib, Value};
 
@@ -112,7 +112,7 @@ fn run_top_level(vm: &Vm, chunk: &Function) -> Res<Vec<(String, String, Function
 
 /// A request table as the engine's runner builds it (`method`, `path`, lazy fields via the
 /// metatable), here from Rust.
-fn request_table(lua: &Lua, req: &FlowRequest) -> Res<mlua::Table> {
+fn request_table(lua: &Lua, req: &HttpRequest) -> Res<mlua::Table> {
     let t = lua.create_table()?;
     t.raw_set("method", req.method.as_str())?;
     t.raw_set("path", req.path.as_str())?;
@@ -121,7 +121,7 @@ fn request_table(lua: &Lua, req: &FlowRequest) -> Res<mlua::Table> {
 }
 
 /// The request-phase part: request table in, handler call, response out.
-fn call_handler(vm: &Vm, handler: &Function, req: &FlowRequest) -> Res<()> {
+fn call_handler(vm: &Vm, handler: &Function, req: &HttpRequest) -> Res<()> {
     vm.set_phase(Phase::Request);
     let req_table = request_table(&vm.lua, req)?;
     let ret: Value = handler.call(req_table)?;
@@ -133,8 +133,8 @@ fn first_handler(handlers: Vec<(String, String, Function)>) -> Res<Function> {
     handlers.into_iter().next().map(|h| h.2).ok_or_else(|| "the flow registered no route".into())
 }
 
-fn sample_request() -> FlowRequest {
-    FlowRequest {
+fn sample_request() -> HttpRequest {
+    HttpRequest {
         method: "GET".into(),
         path: "/bench/lua".into(),
         headers: [("host", "127.0.0.1"), ("user-agent", "bench")]
@@ -143,7 +143,7 @@ fn sample_request() -> FlowRequest {
             .collect(),
         ip: "127.0.0.1".into(),
         request_id: "0123456789abcdef01234567".into(),
-        ..FlowRequest::default()
+        ..HttpRequest::default()
     }
 }
 

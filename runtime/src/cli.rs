@@ -175,7 +175,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             let password = if password_stdin { Some(read_password_line()?) } else { None };
             let db = Db::connect(&config.backend).await?;
             db.migrate().await?;
-            let identity = crate::identity::Identity::new(Arc::new(config), db.clone()).await?;
+            let identity = crate::services::Services::new(Arc::new(config), db.clone()).await?;
             let new = crate::identity::users::NewUser {
                 email,
                 password,
@@ -184,7 +184,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                 roles: if admin { vec!["admin".to_string()] } else { Vec::new() },
                 metadata: None,
             };
-            let created = identity.create_user(new).await;
+            let created = identity.users.create(new).await;
             let user = match created {
                 Ok(u) => u,
                 Err(e) => {
@@ -194,7 +194,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             };
             let ctx = crate::identity::Context::default();
             let entry = crate::identity::audit::Entry::new("user.create").actor("cli").target(&user.id);
-            crate::identity::audit::append(&identity, &ctx, entry).await?;
+            identity.audit.append(&ctx, entry).await?;
             println!("created user {} <{}>{}", user.id, user.email, if admin { " with the admin role" } else { "" });
             if !user.has_password {
                 println!("  no password set: send a recovery link from the console or the admin API");
@@ -204,7 +204,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
         Command::Keys { action } => {
             let db = Db::connect(&config.backend).await?;
             db.migrate().await?;
-            let identity = crate::identity::Identity::new(Arc::new(config), db.clone()).await?;
+            let identity = crate::services::Services::new(Arc::new(config), db.clone()).await?;
             let done = keys_command(&identity, action).await;
             db.close().await;
             done?;
@@ -214,10 +214,10 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
     Ok(())
 }
 
-async fn keys_command(identity: &crate::identity::Identity, action: KeysAction) -> Result<(), Box<dyn std::error::Error>> {
+async fn keys_command(identity: &crate::services::Services, action: KeysAction) -> Result<(), Box<dyn std::error::Error>> {
     match action {
         KeysAction::List => {
-            for k in identity.signing_keys().await? {
+            for k in identity.signing.list().await? {
                 println!(
                     "{}\t{}\t{}\tcreated {}{}",
                     k.kid,
@@ -229,10 +229,10 @@ async fn keys_command(identity: &crate::identity::Identity, action: KeysAction) 
             }
         }
         KeysAction::Rotate { alg } => {
-            let kid = identity.rotate_signing_key(&alg).await?;
+            let kid = identity.signing.rotate(&alg).await?;
             let ctx = crate::identity::Context::default();
             let entry = crate::identity::audit::Entry::new("jwks.rotate").actor("cli").target(&kid).detail("alg", alg.as_str());
-            crate::identity::audit::append(identity, &ctx, entry).await?;
+            identity.audit.append(&ctx, entry).await?;
             println!("rotated {alg}: {kid} is the active key; the previous one stays published");
         }
     }

@@ -12,22 +12,26 @@ const LAYERS: &[(&str, u8)] = &[
     ("secret_file", 0),
     ("net", 0),
     ("config", 0),
+    ("request", 0),
     // Storage and rendering.
     ("storage", 1),
-    ("with_pool", 1),      // the storage macro, named at the crate root
+    ("with_pool", 1), // the storage macros, named at the crate root
+    ("with_conn", 1),
     ("bind_audit_row", 2), // identity's audit macro, named at the crate root
     ("templates", 1),
     ("modules", 1),
     // Domain services.
     ("identity", 2),
     ("oidc", 2),
+    // The one context that builds and holds every service.
+    ("services", 3),
     // The Lua host and the `assay.*` bindings.
-    ("lua", 3),
-    ("stdlib", 3),
+    ("lua", 4),
+    ("stdlib", 4),
     // Start-up and the server.
-    ("bootstrap", 4),
-    ("server", 4),
-    ("cli", 5),
+    ("bootstrap", 5),
+    ("server", 5),
+    ("cli", 6),
 ];
 
 /// Imports allowed within one layer: (from, to).
@@ -45,11 +49,7 @@ const SAME_LAYER: &[(&str, &str)] = &[
 
 /// Back edges that exist today and are to be removed (by the services issue). Each one must
 /// still occur: when it is gone, delete it here, so the list only shrinks.
-const KNOWN_BACK_EDGES: &[(&str, &str, &str)] = &[
-    ("identity", "oidc", "Identity still holds the provider's signers"),
-    ("oidc", "lua", "the provider core still takes the Lua host's FlowRequest"),
-    ("config", "modules", "the module names are checked against modules::KNOWN"),
-];
+const KNOWN_BACK_EDGES: &[(&str, &str, &str)] = &[("config", "modules", "the module names are checked against modules::KNOWN")];
 
 fn layer(module: &str) -> Option<u8> {
     LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)

@@ -4,8 +4,9 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Context, Identity, IdentityError};
+use super::{Context, IdentityError};
 use crate::storage::rfc3339;
+use crate::storage::Db;
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -152,44 +153,56 @@ macro_rules! bind_audit_row {
     };
 }
 
-pub async fn append(id: &Identity, ctx: &Context, e: Entry) -> Result<(), IdentityError> {
-    let row = StoredEntry::new(ctx, e)?;
-    with_pool!(&id.db, pool => bind_audit_row!(row).execute(pool).await.map(|_| ()))?;
-    Ok(())
+/// The audit log service: appends entries (each bounded) and reads them back newest first.
+#[derive(Clone)]
+pub struct Audit {
+    db: Db,
 }
 
-/// Newest first.
-pub async fn query(id: &Identity, q: &Query) -> Result<Page, IdentityError> {
-    let limit = q.limit.clamp(1, crate::storage::MAX_PAGE);
-    let sql = "SELECT id, at, actor, action, target, ip, request_id, details FROM auth.audit \
-               WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
-               AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) AND ($5 IS NULL OR id < $5) \
-               ORDER BY id DESC LIMIT $6";
-    let entries = with_pool!(&id.db, pool => {
-        let rows = sqlx::query(sql)
-            .bind(&q.actor)
-            .bind(&q.action)
-            .bind(q.since)
-            .bind(q.until)
-            .bind(q.cursor)
-            .bind(limit + 1)
-            .fetch_all(pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let details: String = r.try_get("details")?;
-                Ok(Record {
-                    id: r.try_get("id")?,
-                    at: rfc3339(r.try_get("at")?),
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    target: r.try_get("target")?,
-                    ip: r.try_get("ip")?,
-                    request_id: r.try_get("request_id")?,
-                    details: crate::storage::json_column("audit.details", &details)?,
+impl Audit {
+    pub fn new(db: Db) -> Audit {
+        Audit { db }
+    }
+
+    pub async fn append(&self, ctx: &Context, e: Entry) -> Result<(), IdentityError> {
+        let row = StoredEntry::new(ctx, e)?;
+        with_pool!(&self.db, pool => bind_audit_row!(row).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Newest first.
+    pub async fn query(&self, q: &Query) -> Result<Page, IdentityError> {
+        let limit = q.limit.clamp(1, crate::storage::MAX_PAGE);
+        let sql = "SELECT id, at, actor, action, target, ip, request_id, details FROM auth.audit \
+                   WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
+                   AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) AND ($5 IS NULL OR id < $5) \
+                   ORDER BY id DESC LIMIT $6";
+        let entries = with_pool!(&self.db, pool => {
+            let rows = sqlx::query(sql)
+                .bind(&q.actor)
+                .bind(&q.action)
+                .bind(q.since)
+                .bind(q.until)
+                .bind(q.cursor)
+                .bind(limit + 1)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let details: String = r.try_get("details")?;
+                    Ok(Record {
+                        id: r.try_get("id")?,
+                        at: rfc3339(r.try_get("at")?),
+                        actor: r.try_get("actor")?,
+                        action: r.try_get("action")?,
+                        target: r.try_get("target")?,
+                        ip: r.try_get("ip")?,
+                        request_id: r.try_get("request_id")?,
+                        details: crate::storage::json_column("audit.details", &details)?,
+                    })
                 })
-            })
-            .collect::<Result<Vec<Record>, sqlx::Error>>()?
-    });
-    Ok(Page::from_overfetch("entries", entries, limit, |e| e.id.to_string()))
+                .collect::<Result<Vec<Record>, sqlx::Error>>()?
+        });
+        Ok(Page::from_overfetch("entries", entries, limit, |e| e.id.to_string()))
+    }
 }

@@ -6,10 +6,16 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::secrets::ServerKeys;
 use super::users::{rfc3339, User};
-use super::{ids, Context, Identity, IdentityError};
+use super::{ids, Context, IdentityError};
+use crate::config::SessionConfig;
 use crate::crypto::{random_token, sha256_hex};
-use crate::storage::Timestamp;
+use crate::storage::{Conn, Db, Timestamp};
 use crate::with_pool;
 
 /// How often `last_seen_at` is written at most: a write per request would make every page
@@ -71,7 +77,40 @@ fn later(now: Timestamp, secs: u64) -> Timestamp {
     Timestamp(now.0 + chrono::Duration::seconds(secs as i64))
 }
 
-impl Identity {
+/// What else ends with a browser session, in the transaction that deletes it: the OpenID
+/// provider's Logout Tokens and session-bound grants. The provider registers it when the
+/// services are built; sessions do not know its tables.
+pub trait EndHook: Send + Sync {
+    /// Statements for the ending session `sid`; returns how many notices it queued.
+    fn ending<'a>(&'a self, conn: Conn<'a>, sid: &'a str) -> BoxFuture<'a, Result<usize, sqlx::Error>>;
+    /// After the commit, with the sum of what `ending` returned.
+    fn ended(&self, queued: usize);
+}
+
+/// Nothing else ends with a session (an engine without the OpenID provider's tables, tests).
+pub struct NoEndHook;
+
+impl EndHook for NoEndHook {
+    fn ending<'a>(&'a self, _conn: Conn<'a>, _sid: &'a str) -> BoxFuture<'a, Result<usize, sqlx::Error>> {
+        Box::pin(async { Ok(0) })
+    }
+    fn ended(&self, _queued: usize) {}
+}
+
+/// The browser sessions service.
+#[derive(Clone)]
+pub struct Sessions {
+    db: Db,
+    rules: SessionConfig,
+    keys: Arc<ServerKeys>,
+    hook: Arc<dyn EndHook>,
+}
+
+impl Sessions {
+    pub fn new(db: Db, rules: SessionConfig, keys: Arc<ServerKeys>, hook: Arc<dyn EndHook>) -> Sessions {
+        Sessions { db, rules, keys, hook }
+    }
+
     /// A session for `user_id`; returns the cookie value (shown once) and the session.
     /// `replaces` (the cookie the browser came with) stops working: a login always gets a new
     /// secret. If it was another user's session, that session ends; if it was this user's, it
@@ -79,7 +118,7 @@ impl Identity {
     ///
     /// `audit`, when given, is written in the same transaction as the session: the log never
     /// shows a sign-in that made no session (nor a session without its entry).
-    pub async fn create_session(
+    pub async fn create(
         &self,
         user_id: &str,
         amr: &[String],
@@ -89,18 +128,18 @@ impl Identity {
     ) -> Result<(String, Session), IdentityError> {
         let mut same_sid = None;
         if let Some(old) = replaces {
-            match self.load_session(old).await? {
+            match self.load(old).await? {
                 // The same user signing in again (prompt=login, max_age, a rotation): the same
                 // session, so the same OIDC sid, under a new secret and CSRF token. The old
                 // cookie dies all the same, and the relying parties holding the sid are not
                 // sent Logout Tokens for a session that goes on.
                 Some((s, u)) if u.id == user_id => same_sid = Some(s.id),
                 _ => {
-                    self.revoke_session_by_token(old).await?;
+                    self.revoke_by_token(old).await?;
                 }
             }
         }
-        let cfg = &self.config.auth.session;
+        let cfg = &self.rules;
         let token = random_token(32);
         let now = Timestamp::now();
         let expires = later(now, cfg.ttl_secs);
@@ -165,7 +204,7 @@ impl Identity {
 
     /// The live session a cookie value names, with its user; `None` when unknown, expired, idle
     /// too long, or its user is disabled.
-    pub async fn load_session(&self, token: &str) -> Result<Option<(Session, User)>, IdentityError> {
+    pub async fn load(&self, token: &str) -> Result<Option<(Session, User)>, IdentityError> {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
@@ -178,7 +217,7 @@ impl Identity {
             return Ok(None);
         }
         if (now.0 - last_seen.0).num_seconds() >= TOUCH_EVERY_SECS {
-            let cfg = &self.config.auth.session;
+            let cfg = &self.rules;
             let expires = chrono::DateTime::parse_from_rfc3339(&session.expires_at).map(|t| Timestamp(t.to_utc())).unwrap_or(now);
             let idle = later(now, cfg.idle_timeout_secs).min(expires);
             with_pool!(&self.db, pool => sqlx::query("UPDATE auth.sessions SET last_seen_at = $2, idle_expires_at = $3 WHERE id = $1")
@@ -212,31 +251,50 @@ impl Identity {
 
     /// The same user and methods under a new secret and CSRF token (after a privilege change);
     /// the public id, which relying parties know as `sid`, stays.
-    pub async fn rotate_session(&self, token: &str, ctx: &Context) -> Result<Option<(String, Session)>, IdentityError> {
-        let Some((old, user)) = self.load_session(token).await? else { return Ok(None) };
-        let (token, session) = self.create_session(&user.id, &old.amr, ctx, Some(token), None).await?;
+    pub async fn rotate(&self, token: &str, ctx: &Context) -> Result<Option<(String, Session)>, IdentityError> {
+        let Some((old, user)) = self.load(token).await? else { return Ok(None) };
+        let (token, session) = self.create(&user.id, &old.amr, ctx, Some(token), None).await?;
         Ok(Some((token, session)))
     }
 
-    pub async fn revoke_session_by_token(&self, token: &str) -> Result<bool, IdentityError> {
-        let ended = self.end_sessions("token_hash", &sha256_hex(token.as_bytes())).await?;
+    pub async fn revoke_by_token(&self, token: &str) -> Result<bool, IdentityError> {
+        let ended = self.end("token_hash", &sha256_hex(token.as_bytes())).await?;
         Ok(!ended.is_empty())
     }
 
-    pub async fn revoke_session(&self, id: &str) -> Result<(), IdentityError> {
-        if self.end_sessions("id", id).await?.is_empty() {
+    pub async fn revoke(&self, id: &str) -> Result<(), IdentityError> {
+        if self.end("id", id).await?.is_empty() {
             return Err(IdentityError::NotFound("no session with that id".into()));
         }
         Ok(())
     }
 
     /// Ends every session of a user; returns how many there were.
-    pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<u64, IdentityError> {
-        Ok(self.end_sessions("user_id", user_id).await?.len() as u64)
+    pub async fn revoke_user(&self, user_id: &str) -> Result<u64, IdentityError> {
+        Ok(self.end("user_id", user_id).await?.len() as u64)
+    }
+
+    /// Ends the sessions whose `column` is `value` and, in the same transaction, whatever the
+    /// end hook adds (the provider's Logout Tokens): all of it happens or none. Returns the
+    /// ended sessions' ids.
+    pub async fn end(&self, column: &'static str, value: &str) -> Result<Vec<String>, IdentityError> {
+        let delete = format!("DELETE FROM auth.sessions WHERE {column} = $1 RETURNING id");
+        let (sids, queued) = with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let sids: Vec<String> = sqlx::query_scalar(&delete).bind(value).fetch_all(&mut *tx).await?;
+            let mut queued = 0;
+            for sid in &sids {
+                queued += self.hook.ending(Conn::from(&mut *tx), sid).await?;
+            }
+            tx.commit().await?;
+            (sids, queued)
+        });
+        self.hook.ended(queued);
+        Ok(sids)
     }
 
     /// Live sessions, newest first, of one user or of everyone.
-    pub async fn list_sessions(&self, user_id: Option<&str>, limit: i64, cursor: Option<&str>) -> Result<Page, IdentityError> {
+    pub async fn list(&self, user_id: Option<&str>, limit: i64, cursor: Option<&str>) -> Result<Page, IdentityError> {
         let limit = limit.clamp(1, super::users::MAX_PAGE);
         let now = Timestamp::now();
         let sql = format!(

@@ -10,8 +10,11 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{audit, Context, Identity, IdentityError};
+use super::audit::{self, Audit};
+use super::{Context, IdentityError};
+use crate::config::BruteForceConfig;
 use crate::storage::rfc3339;
+use crate::storage::Db;
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -27,161 +30,169 @@ pub struct Counter {
 
 pub type Page = crate::storage::Page<Counter>;
 
-/// Seconds until the first of `keys` may try again, if any of them is held back.
-pub async fn retry_after(id: &Identity, keys: &[&str]) -> Result<Option<u64>, IdentityError> {
-    let now = Timestamp::now();
-    let mut wait: Option<u64> = None;
-    for key in keys {
-        let until: Option<Option<Timestamp>> = with_pool!(&id.db, pool => sqlx::query_scalar(
-            "SELECT locked_until FROM auth.login_throttle WHERE key = $1")
+/// The brute-force counters and rate limits service.
+#[derive(Clone)]
+pub struct Throttle {
+    db: Db,
+    rules: BruteForceConfig,
+    audit: Audit,
+}
+
+impl Throttle {
+    pub fn new(db: Db, rules: BruteForceConfig, audit: Audit) -> Throttle {
+        Throttle { db, rules, audit }
+    }
+
+    /// Seconds until the first of `keys` may try again, if any of them is held back.
+    pub async fn retry_after(&self, keys: &[&str]) -> Result<Option<u64>, IdentityError> {
+        let now = Timestamp::now();
+        let mut wait: Option<u64> = None;
+        for key in keys {
+            let until: Option<Option<Timestamp>> = with_pool!(&self.db, pool => sqlx::query_scalar(
+                "SELECT locked_until FROM auth.login_throttle WHERE key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await)?;
+            if let Some(Some(until)) = until {
+                if until > now {
+                    let secs = (until.0 - now.0).num_milliseconds().max(0) as u64;
+                    let secs = secs.div_ceil(1000).max(1);
+                    wait = Some(wait.map_or(secs, |w| w.max(secs)));
+                }
+            }
+        }
+        Ok(wait)
+    }
+
+    /// Counts a failed login against the account and the IP and sets their wait.
+    pub async fn record_failure(&self, account_key: &str, ip_key: Option<&str>, email: &str, ctx: &Context) -> Result<(), IdentityError> {
+        let bf = &self.rules;
+        let failures = self.bump(account_key).await?;
+        let delay = if failures >= i64::from(bf.max_failures) {
+            self.audit.append(ctx, audit::Entry::new("login.locked").actor(email).target(account_key).detail("failures", failures)).await?;
+            Some(bf.lockout_secs)
+        } else if failures > i64::from(bf.free_failures) {
+            let step = (failures - i64::from(bf.free_failures) - 1).min(20) as u32;
+            Some(2u64.pow(step).min(bf.lockout_secs))
+        } else {
+            None
+        };
+        if let Some(secs) = delay {
+            self.lock(account_key, secs).await?;
+        }
+        if let Some(ip_key) = ip_key {
+            let failures = self.bump(ip_key).await?;
+            if failures >= i64::from(bf.ip_max_failures) {
+                if failures == i64::from(bf.ip_max_failures) {
+                    self.audit.append(ctx, audit::Entry::new("login.locked").target(ip_key).detail("failures", failures)).await?;
+                }
+                self.lock(ip_key, bf.lockout_secs).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A rate limit on `key`: counts this attempt, and answers how many seconds to wait when
+    /// it is past `limit` attempts in a window of `window_secs` (a fixed window from the first
+    /// attempt). The counter lives in the same table as the sign-in counters, so every engine
+    /// on the database sees it and an administrator can list and clear it.
+    pub async fn hit(&self, key: &str, limit: u32, window_secs: u64) -> Result<Option<u64>, IdentityError> {
+        // A prefix and an identifier, so a little longer than an identifier alone.
+        super::input::check_text("key", key, 300)?;
+        let now = Timestamp::now();
+        let window_start = Timestamp(now.0 - chrono::Duration::seconds(window_secs.min(i64::MAX as u64 / 2) as i64));
+        let (count, started): (i64, Timestamp) = with_pool!(&self.db, pool => sqlx::query_as(
+            "INSERT INTO auth.login_throttle AS t (key, failures, window_started_at, last_failure_at) VALUES ($1, 1, $2, $2) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN t.window_started_at < $3 THEN 1 ELSE t.failures + 1 END, \
+               window_started_at = CASE WHEN t.window_started_at < $3 THEN $2 ELSE t.window_started_at END, \
+               last_failure_at = $2 \
+             RETURNING failures, window_started_at")
             .bind(key)
-            .fetch_optional(pool)
-            .await)?;
-        if let Some(Some(until)) = until {
-            if until > now {
-                let secs = (until.0 - now.0).num_milliseconds().max(0) as u64;
-                let secs = secs.div_ceil(1000).max(1);
-                wait = Some(wait.map_or(secs, |w| w.max(secs)));
-            }
-        }
-    }
-    Ok(wait)
-}
-
-/// Counts a failed login against the account and the IP and sets their wait.
-pub async fn record_failure(
-    id: &Identity,
-    account_key: &str,
-    ip_key: Option<&str>,
-    email: &str,
-    ctx: &Context,
-) -> Result<(), IdentityError> {
-    let bf = &id.config.auth.brute_force;
-    let failures = bump(id, account_key).await?;
-    let delay = if failures >= i64::from(bf.max_failures) {
-        audit::append(id, ctx, audit::Entry::new("login.locked").actor(email).target(account_key).detail("failures", failures)).await?;
-        Some(bf.lockout_secs)
-    } else if failures > i64::from(bf.free_failures) {
-        let step = (failures - i64::from(bf.free_failures) - 1).min(20) as u32;
-        Some(2u64.pow(step).min(bf.lockout_secs))
-    } else {
-        None
-    };
-    if let Some(secs) = delay {
-        lock(id, account_key, secs).await?;
-    }
-    if let Some(ip_key) = ip_key {
-        let failures = bump(id, ip_key).await?;
-        if failures >= i64::from(bf.ip_max_failures) {
-            if failures == i64::from(bf.ip_max_failures) {
-                audit::append(id, ctx, audit::Entry::new("login.locked").target(ip_key).detail("failures", failures)).await?;
-            }
-            lock(id, ip_key, bf.lockout_secs).await?;
-        }
-    }
-    Ok(())
-}
-
-/// A rate limit on `key`: counts this attempt, and answers how many seconds to wait when
-/// it is past `limit` attempts in a window of `window_secs` (a fixed window from the first
-/// attempt). The counter lives in the same table as the sign-in counters, so every engine
-/// on the database sees it and an administrator can list and clear it.
-pub async fn hit(id: &Identity, key: &str, limit: u32, window_secs: u64) -> Result<Option<u64>, IdentityError> {
-    // A prefix and an identifier, so a little longer than an identifier alone.
-    super::input::check_text("key", key, 300)?;
-    let now = Timestamp::now();
-    let window_start = Timestamp(now.0 - chrono::Duration::seconds(window_secs.min(i64::MAX as u64 / 2) as i64));
-    let (count, started): (i64, Timestamp) = with_pool!(&id.db, pool => sqlx::query_as(
-        "INSERT INTO auth.login_throttle AS t (key, failures, window_started_at, last_failure_at) VALUES ($1, 1, $2, $2) \
-         ON CONFLICT (key) DO UPDATE SET \
-           failures = CASE WHEN t.window_started_at < $3 THEN 1 ELSE t.failures + 1 END, \
-           window_started_at = CASE WHEN t.window_started_at < $3 THEN $2 ELSE t.window_started_at END, \
-           last_failure_at = $2 \
-         RETURNING failures, window_started_at")
-        .bind(key)
-        .bind(now)
-        .bind(window_start)
-        .fetch_one(pool)
-        .await)?;
-    if count <= i64::from(limit) {
-        return Ok(None);
-    }
-    let ends = started.0 + chrono::Duration::seconds(window_secs as i64);
-    let secs = (ends - now.0).num_milliseconds().max(0) as u64;
-    let secs = secs.div_ceil(1000).max(1);
-    // Held back until the window ends: recorded as a lock, so `throttle.list` shows it.
-    lock(id, key, secs).await?;
-    Ok(Some(secs))
-}
-
-/// One more failure for `key` (a fresh count once the window has passed); returns the count.
-async fn bump(id: &Identity, key: &str) -> Result<i64, IdentityError> {
-    let now = Timestamp::now();
-    let window_start = Timestamp(now.0 - chrono::Duration::seconds(id.config.auth.brute_force.window_secs as i64));
-    let failures: i64 = with_pool!(&id.db, pool => sqlx::query_scalar(
-        "INSERT INTO auth.login_throttle AS t (key, failures, window_started_at, last_failure_at) VALUES ($1, 1, $2, $2) \
-         ON CONFLICT (key) DO UPDATE SET \
-           failures = CASE WHEN t.last_failure_at < $3 THEN 1 ELSE t.failures + 1 END, \
-           window_started_at = CASE WHEN t.last_failure_at < $3 THEN $2 ELSE t.window_started_at END, \
-           locked_until = CASE WHEN t.last_failure_at < $3 THEN NULL ELSE t.locked_until END, \
-           last_failure_at = $2 \
-         RETURNING failures")
-        .bind(key)
-        .bind(now)
-        .bind(window_start)
-        .fetch_one(pool)
-        .await)?;
-    Ok(failures)
-}
-
-async fn lock(id: &Identity, key: &str, secs: u64) -> Result<(), IdentityError> {
-    let until = Timestamp(Timestamp::now().0 + chrono::Duration::seconds(secs as i64));
-    with_pool!(&id.db, pool => sqlx::query("UPDATE auth.login_throttle SET locked_until = $2 WHERE key = $1")
-        .bind(key)
-        .bind(until)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
-    Ok(())
-}
-
-/// Forgets `key`'s failures; returns whether there were any.
-pub async fn clear(id: &Identity, key: &str) -> Result<bool, IdentityError> {
-    let n = with_pool!(&id.db, pool => sqlx::query("DELETE FROM auth.login_throttle WHERE key = $1")
-        .bind(key)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(n > 0)
-}
-
-/// Counters with failures inside the window or a lock still running, by key.
-pub async fn list(id: &Identity, limit: i64, cursor: Option<&str>) -> Result<Page, IdentityError> {
-    let limit = limit.clamp(1, crate::storage::MAX_PAGE);
-    let now = Timestamp::now();
-    let window_start = Timestamp(now.0 - chrono::Duration::seconds(id.config.auth.brute_force.window_secs as i64));
-    let entries = with_pool!(&id.db, pool => {
-        let rows = sqlx::query(
-            "SELECT key, failures, window_started_at, last_failure_at, locked_until FROM auth.login_throttle \
-             WHERE (last_failure_at >= $1 OR locked_until > $2) AND ($3 IS NULL OR key > $3) ORDER BY key LIMIT $4")
-            .bind(window_start)
             .bind(now)
-            .bind(cursor)
-            .bind(limit + 1)
-            .fetch_all(pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let locked: Option<Timestamp> = r.try_get("locked_until")?;
-                Ok(Counter {
-                    key: r.try_get("key")?,
-                    failures: r.try_get("failures")?,
-                    window_started_at: rfc3339(r.try_get("window_started_at")?),
-                    last_failure_at: rfc3339(r.try_get("last_failure_at")?),
-                    locked_until: locked.filter(|l| *l > now).map(rfc3339),
+            .bind(window_start)
+            .fetch_one(pool)
+            .await)?;
+        if count <= i64::from(limit) {
+            return Ok(None);
+        }
+        let ends = started.0 + chrono::Duration::seconds(window_secs as i64);
+        let secs = (ends - now.0).num_milliseconds().max(0) as u64;
+        let secs = secs.div_ceil(1000).max(1);
+        // Held back until the window ends: recorded as a lock, so `throttle.list` shows it.
+        self.lock(key, secs).await?;
+        Ok(Some(secs))
+    }
+
+    /// One more failure for `key` (a fresh count once the window has passed); returns the count.
+    async fn bump(&self, key: &str) -> Result<i64, IdentityError> {
+        let now = Timestamp::now();
+        let window_start = Timestamp(now.0 - chrono::Duration::seconds(self.rules.window_secs as i64));
+        let failures: i64 = with_pool!(&self.db, pool => sqlx::query_scalar(
+            "INSERT INTO auth.login_throttle AS t (key, failures, window_started_at, last_failure_at) VALUES ($1, 1, $2, $2) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN t.last_failure_at < $3 THEN 1 ELSE t.failures + 1 END, \
+               window_started_at = CASE WHEN t.last_failure_at < $3 THEN $2 ELSE t.window_started_at END, \
+               locked_until = CASE WHEN t.last_failure_at < $3 THEN NULL ELSE t.locked_until END, \
+               last_failure_at = $2 \
+             RETURNING failures")
+            .bind(key)
+            .bind(now)
+            .bind(window_start)
+            .fetch_one(pool)
+            .await)?;
+        Ok(failures)
+    }
+
+    async fn lock(&self, key: &str, secs: u64) -> Result<(), IdentityError> {
+        let until = Timestamp(Timestamp::now().0 + chrono::Duration::seconds(secs as i64));
+        with_pool!(&self.db, pool => sqlx::query("UPDATE auth.login_throttle SET locked_until = $2 WHERE key = $1")
+            .bind(key)
+            .bind(until)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Forgets `key`'s failures; returns whether there were any.
+    pub async fn clear(&self, key: &str) -> Result<bool, IdentityError> {
+        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.login_throttle WHERE key = $1")
+            .bind(key)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
+    /// Counters with failures inside the window or a lock still running, by key.
+    pub async fn list(&self, limit: i64, cursor: Option<&str>) -> Result<Page, IdentityError> {
+        let limit = limit.clamp(1, crate::storage::MAX_PAGE);
+        let now = Timestamp::now();
+        let window_start = Timestamp(now.0 - chrono::Duration::seconds(self.rules.window_secs as i64));
+        let entries = with_pool!(&self.db, pool => {
+            let rows = sqlx::query(
+                "SELECT key, failures, window_started_at, last_failure_at, locked_until FROM auth.login_throttle \
+                 WHERE (last_failure_at >= $1 OR locked_until > $2) AND ($3 IS NULL OR key > $3) ORDER BY key LIMIT $4")
+                .bind(window_start)
+                .bind(now)
+                .bind(cursor)
+                .bind(limit + 1)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let locked: Option<Timestamp> = r.try_get("locked_until")?;
+                    Ok(Counter {
+                        key: r.try_get("key")?,
+                        failures: r.try_get("failures")?,
+                        window_started_at: rfc3339(r.try_get("window_started_at")?),
+                        last_failure_at: rfc3339(r.try_get("last_failure_at")?),
+                        locked_until: locked.filter(|l| *l > now).map(rfc3339),
+                    })
                 })
-            })
-            .collect::<Result<Vec<Counter>, sqlx::Error>>()?
-    });
-    Ok(Page::from_overfetch("entries", entries, limit, |e| e.key.clone()))
+                .collect::<Result<Vec<Counter>, sqlx::Error>>()?
+        });
+        Ok(Page::from_overfetch("entries", entries, limit, |e| e.key.clone()))
+    }
 }

@@ -3,10 +3,13 @@
 //! pending link. Consuming is one UPDATE guarded by `used_at IS NULL` and the expiry: of two
 //! concurrent uses exactly one wins.
 
-use super::users::User;
-use super::{Identity, IdentityError};
+use std::sync::Arc;
+
+use super::mail::Mailer;
+use super::users::{User, Users};
+use super::IdentityError;
 use crate::crypto::{random_token, sha256_hex};
-use crate::storage::Timestamp;
+use crate::storage::{Db, Timestamp};
 use crate::with_pool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +42,7 @@ impl Purpose {
 }
 
 /// A mail that carries a fresh link token: `{link}` in `text` becomes `url` followed by the
-/// token. Sent by [`Identity::mail_link`], after the response.
+/// token. Sent by [`MailTokens::mail_link`], after the response.
 #[derive(Debug, Clone)]
 pub struct LinkMail {
     pub purpose: Purpose,
@@ -49,16 +52,28 @@ pub struct LinkMail {
     pub text: String,
 }
 
-impl Identity {
+/// The emailed-link tokens service (recovery, verification).
+#[derive(Clone)]
+pub struct MailTokens {
+    db: Db,
+    users: Users,
+    mailer: Arc<Mailer>,
+}
+
+impl MailTokens {
+    pub fn new(db: Db, users: Users, mailer: Arc<Mailer>) -> MailTokens {
+        MailTokens { db, users, mailer }
+    }
+
     /// Issues a link token for `user_id` and mails it to the user (nothing for a disabled
     /// user). Runs after the response (`users.mail_link`), so the answer's timing is the same
     /// whether or not there was anyone to mail.
     pub async fn mail_link(&self, user_id: &str, m: &LinkMail) -> Result<(), IdentityError> {
-        let user = self.get_user(user_id).await?;
+        let user = self.users.get(user_id).await?;
         if user.disabled {
             return Ok(());
         }
-        let token = self.issue_token(user_id, m.purpose, m.ttl_secs).await?;
+        let token = self.issue(user_id, m.purpose, m.ttl_secs).await?;
         let link = format!("{}{token}", m.url);
         let mail = super::mail::Mail { to: user.email, subject: m.subject.clone(), text: m.text.replace("{link}", &link), html: None };
         self.mailer.send(&mail).await
@@ -66,8 +81,8 @@ impl Identity {
 
     /// A new link token for `user_id`. Earlier unused tokens of the same purpose stop working:
     /// only the newest link is valid.
-    pub async fn issue_token(&self, user_id: &str, purpose: Purpose, ttl_secs: Option<u64>) -> Result<String, IdentityError> {
-        self.get_user(user_id).await?;
+    pub async fn issue(&self, user_id: &str, purpose: Purpose, ttl_secs: Option<u64>) -> Result<String, IdentityError> {
+        self.users.get(user_id).await?;
         let ttl = ttl_secs.unwrap_or(purpose.default_ttl_secs()).clamp(60, 7 * 24 * 3600);
         let token = random_token(32);
         let now = Timestamp::now();
@@ -95,7 +110,7 @@ impl Identity {
 
     /// Uses up a token: the user it was issued to, or `InvalidToken` (unknown, used, expired, or
     /// of another purpose: one message for all).
-    pub async fn consume_token(&self, token: &str, purpose: Purpose) -> Result<User, IdentityError> {
+    pub async fn consume(&self, token: &str, purpose: Purpose) -> Result<User, IdentityError> {
         if token.is_empty() || token.len() > 200 {
             return Err(IdentityError::InvalidToken);
         }
@@ -109,7 +124,7 @@ impl Identity {
             .fetch_optional(pool)
             .await)?;
         match user_id {
-            Some(id) => self.get_user(&id).await,
+            Some(id) => self.users.get(&id).await,
             None => Err(IdentityError::InvalidToken),
         }
     }

@@ -4,9 +4,15 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use std::sync::Arc;
+
+use super::audit::{self, Audit};
 use super::error::is_unique_violation;
-use super::{audit, ids, throttle, Context, Identity, IdentityError};
-use crate::storage::Timestamp;
+use super::password::Hasher;
+use super::sessions::Sessions;
+use super::throttle::Throttle;
+use super::{ids, Context, IdentityError};
+use crate::storage::{Db, Timestamp};
 use crate::with_pool;
 
 /// A user as every caller sees it: no password hash, only whether there is one.
@@ -143,8 +149,27 @@ fn check_metadata(m: &serde_json::Value) -> Result<String, IdentityError> {
     Ok(text)
 }
 
-impl Identity {
-    pub async fn create_user(&self, new: NewUser) -> Result<User, IdentityError> {
+/// The accounts service: users, their passwords and password login.
+#[derive(Clone)]
+pub struct Users {
+    db: Db,
+    hasher: Arc<Hasher>,
+    audit: Audit,
+    throttle: Throttle,
+    sessions: Sessions,
+}
+
+impl Users {
+    pub fn new(db: Db, hasher: Arc<Hasher>, audit: Audit, throttle: Throttle, sessions: Sessions) -> Users {
+        Users { db, hasher, audit, throttle, sessions }
+    }
+
+    /// The password hasher (its policy and queue), for callers that check a password's strength.
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    pub async fn create(&self, new: NewUser) -> Result<User, IdentityError> {
         let email = check_email(&new.email)?;
         check_display_name(&new.display_name)?;
         check_roles(&new.roles)?;
@@ -178,15 +203,15 @@ impl Identity {
         match inserted {
             Err(e) if is_unique_violation(&e) => Err(IdentityError::Conflict(format!("a user with the email {email} exists"))),
             Err(e) => Err(e.into()),
-            Ok(()) => self.get_user(&id).await,
+            Ok(()) => self.get(&id).await,
         }
     }
 
-    pub async fn get_user(&self, id: &str) -> Result<User, IdentityError> {
+    pub async fn get(&self, id: &str) -> Result<User, IdentityError> {
         self.user_with_hash_by("id", id).await.map(|(u, _)| u)
     }
 
-    pub async fn find_user_by_email(&self, email: &str) -> Result<User, IdentityError> {
+    pub async fn find_by_email(&self, email: &str) -> Result<User, IdentityError> {
         check_identifier("email", email)?;
         self.user_with_hash_by("email_normalized", &normalize_email(email)).await.map(|(u, _)| u)
     }
@@ -206,8 +231,8 @@ impl Identity {
         found.ok_or_else(not_found)
     }
 
-    pub async fn update_user(&self, id: &str, patch: UserPatch) -> Result<User, IdentityError> {
-        let current = self.get_user(id).await?;
+    pub async fn update(&self, id: &str, patch: UserPatch) -> Result<User, IdentityError> {
+        let current = self.get(id).await?;
         let email = match &patch.email {
             Some(e) => check_email(e)?,
             None => current.email.clone(),
@@ -244,18 +269,18 @@ impl Identity {
             Ok(_) => {}
         }
         if disabled && !current.disabled {
-            self.revoke_user_sessions(id).await?;
+            self.sessions.revoke_user(id).await?;
         }
-        self.get_user(id).await
+        self.get(id).await
     }
 
-    pub async fn delete_user(&self, id: &str) -> Result<(), IdentityError> {
+    pub async fn delete(&self, id: &str) -> Result<(), IdentityError> {
         if !ids::is_id(id) {
             return Err(IdentityError::NotFound("no user with that id".into()));
         }
         // Its sessions end first, so the OpenID provider's clients get their Logout Tokens;
         // tokens, grants and consents go with the row (ON DELETE CASCADE).
-        self.revoke_user_sessions(id).await?;
+        self.sessions.revoke_user(id).await?;
         let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.users WHERE id = $1")
             .bind(id)
             .execute(pool)
@@ -269,7 +294,7 @@ impl Identity {
 
     pub async fn set_password(&self, id: &str, password: &str) -> Result<(), IdentityError> {
         self.hasher.check_policy(password)?;
-        self.get_user(id).await?;
+        self.get(id).await?;
         let hash = self.hasher.hash(password).await?;
         self.store_hash(id, &hash).await
     }
@@ -287,7 +312,7 @@ impl Identity {
 
     /// Newest first; `q` matches email or display name (case-insensitive substring); the
     /// cursor is the last id of the previous page.
-    pub async fn list_users(&self, q: Option<&str>, limit: i64, cursor: Option<&str>) -> Result<UserPage, IdentityError> {
+    pub async fn list(&self, q: Option<&str>, limit: i64, cursor: Option<&str>) -> Result<UserPage, IdentityError> {
         let limit = limit.clamp(1, MAX_PAGE);
         let pattern = q.filter(|q| !q.trim().is_empty()).map(|q| format!("%{}%", escape_like(&q.trim().to_lowercase())));
         let sql = format!(
@@ -311,8 +336,8 @@ impl Identity {
         let account_key = format!("account:{}", normalize_email(email));
         let ip_key = ctx.ip.as_ref().map(|ip| format!("ip:{ip}"));
         let keys: Vec<&str> = std::iter::once(account_key.as_str()).chain(ip_key.as_deref()).collect();
-        if let Some(wait) = throttle::retry_after(self, &keys).await? {
-            audit::append(self, ctx, audit::Entry::new("login.throttled").actor(email).detail("retry_after", wait)).await?;
+        if let Some(wait) = self.throttle.retry_after(&keys).await? {
+            self.audit.append(ctx, audit::Entry::new("login.throttled").actor(email).detail("retry_after", wait)).await?;
             return Err(IdentityError::Throttled(wait));
         }
         let found = match self.user_with_hash_by("email_normalized", &normalize_email(email)).await {
@@ -323,15 +348,15 @@ impl Identity {
         let password = if password.len() > super::password::MAX_PASSWORD_BYTES { "" } else { password };
         let verified = self.hasher.verify(password, found.as_ref().and_then(|(_, h)| h.as_deref())).await?;
         let Some((user, _)) = found.filter(|_| verified.ok) else {
-            throttle::record_failure(self, &account_key, ip_key.as_deref(), email, ctx).await?;
-            audit::append(self, ctx, audit::Entry::new("login.failed").actor(email)).await?;
+            self.throttle.record_failure(&account_key, ip_key.as_deref(), email, ctx).await?;
+            self.audit.append(ctx, audit::Entry::new("login.failed").actor(email)).await?;
             return Err(IdentityError::InvalidCredentials);
         };
         if user.disabled {
-            audit::append(self, ctx, audit::Entry::new("login.refused_disabled").actor(&format!("user:{}", user.id))).await?;
+            self.audit.append(ctx, audit::Entry::new("login.refused_disabled").actor(&format!("user:{}", user.id))).await?;
             return Err(IdentityError::Disabled);
         }
-        throttle::clear(self, &account_key).await?;
+        self.throttle.clear(&account_key).await?;
         if verified.needs_rehash {
             // An upgrade, not a condition of signing in: under a burst it waits for next time.
             match self.hasher.hash(password).await {

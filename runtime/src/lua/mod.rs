@@ -25,10 +25,11 @@ use bytes::Bytes;
 use mlua::{Function, Lua, Value};
 
 use crate::config::Config;
+pub use crate::request::HttpRequest;
 use crate::storage::Db;
 use crate::templates::Templates;
 pub use flows::{FlowError, FlowSource, LibSources, RouteEntry, RouteMatch, RouteTable};
-pub use request::{FlowRequest, RequestRun};
+pub use request::RequestRun;
 use sandbox::Vm;
 
 /// Where a call is being made; stdlib functions check it (Kong's phases, our request kinds).
@@ -71,7 +72,7 @@ pub struct Shared {
     pub db: Option<Db>,
     pub client: reqwest::Client,
     /// Users, sessions, passwords, audit and mail; `None` for operator scripts.
-    pub identity: Option<Arc<crate::identity::Identity>>,
+    pub identity: Option<Arc<crate::services::Services>>,
 }
 
 /// A response a flow built with `assay.http`.
@@ -233,7 +234,7 @@ impl LuaHost {
     }
 
     /// Serves one request with the route's flow.
-    pub async fn run_route(&self, entry: &RouteEntry, req: FlowRequest) -> Result<FlowResponse, RunError> {
+    pub async fn run_route(&self, entry: &RouteEntry, req: HttpRequest) -> Result<FlowResponse, RunError> {
         let mut vm = self.check_out().map_err(|e| RunError::Lua(format!("cannot create a Lua state: {e}")))?;
         vm.start_budget(Instant::now() + self.budget);
         let deadline = tokio::time::Instant::now() + self.budget;
@@ -284,7 +285,7 @@ impl LuaHost {
     /// handler the state keeps from its one run of the flow's top level, or, for a flow whose
     /// handlers reach mutable state, the handler of a re-run of the top level in a fresh
     /// environment (the state's runner).
-    async fn call_handler(&self, vm: &mut Vm, entry: &RouteEntry, req: FlowRequest) -> mlua::Result<FlowResponse> {
+    async fn call_handler(&self, vm: &mut Vm, entry: &RouteEntry, req: HttpRequest) -> mlua::Result<FlowResponse> {
         let flow = &self.flows[entry.flow];
         let kept = match vm.handlers(entry.flow) {
             Some(kept) => kept,

@@ -14,11 +14,12 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::clients::Client;
+use super::Provider;
 use super::{json_text, later, now_secs, split_scopes, with_params, OAuthError, Params, Reply};
 use crate::crypto::{random_token, sha256_hex};
 use crate::identity::sessions::Session;
 use crate::identity::users::User;
-use crate::identity::{Identity, IdentityError};
+use crate::identity::IdentityError;
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -105,7 +106,7 @@ pub fn redirect_uri_registered(registered: &[String], given: &str) -> bool {
         .any(|r| loopback(&r) && r.host_str() == g.host_str() && r.path() == g.path() && r.query() == g.query() && g.fragment().is_none())
 }
 
-impl Identity {
+impl Provider {
     fn issuer(&self) -> &str {
         &self.config.auth.issuer
     }
@@ -149,7 +150,7 @@ impl Identity {
             return Ok(Reply::error_page(400, "invalid_request", &why));
         };
         let params = pairs_ok.map_err(|e| IdentityError::Internal(e.description))?;
-        let client = match self.get_client(&client_id).await {
+        let client = match self.clients.get(&client_id).await {
             Ok(c) => c,
             Err(IdentityError::NotFound(_)) => {
                 return Ok(Reply::error_page(400, "invalid_client", "no client is registered with that client_id"))
@@ -283,7 +284,8 @@ impl Identity {
                 ..Default::default()
             };
             let claims = self
-                .verify_jwt(hint, &expect)
+                .signing
+                .verify(hint, &expect)
                 .await
                 .map_err(|_| OAuthError::invalid_request("id_token_hint is not an ID token of this provider"))?;
             if let Some(sub) = claims["sub"].as_str() {
@@ -333,13 +335,13 @@ impl Identity {
         let scopes = match granted {
             Some(granted) => {
                 if remember {
-                    self.remember_consent(&login.user_id, &client.client_id, &granted).await?;
+                    self.grants.remember_consent(&login.user_id, &client.client_id, &granted).await?;
                 }
                 Some(granted)
             }
             None if request.prompts("consent") => None,
             None if client.settings.skip_consent => Some(request.scopes.clone()),
-            None if self.consent_covers(&login.user_id, &client.client_id, &request.scopes).await? => Some(request.scopes.clone()),
+            None if self.grants.consent_covers(&login.user_id, &client.client_id, &request.scopes).await? => Some(request.scopes.clone()),
             None => None,
         };
         let Some(scopes) = scopes else {
@@ -462,7 +464,7 @@ impl Identity {
                 "this sign-in request is unknown or has expired; start again from the application",
             ));
         };
-        let client = match self.get_client(&p.request.client_id).await {
+        let client = match self.clients.get(&p.request.client_id).await {
             Ok(c) => c,
             Err(IdentityError::NotFound(_)) => {
                 return Ok(Reply::error_page(400, "invalid_client", "the client of this request no longer exists"))
@@ -508,7 +510,7 @@ impl Identity {
     /// What the login flow needs to know of a parked request.
     pub async fn login_request(&self, challenge: &str, binding: &str) -> Result<Value, IdentityError> {
         let p = self.parked_for(challenge, binding).await?;
-        let client = self.get_client(&p.request.client_id).await?;
+        let client = self.clients.get(&p.request.client_id).await?;
         Ok(json!({
             "challenge": challenge,
             "client": { "client_id": client.client_id, "name": client.name },
@@ -565,9 +567,9 @@ impl Identity {
     /// What the consent flow shows; only to the browser that signed in for the request.
     pub async fn consent_request(&self, challenge: &str, browser: Option<&(Session, User)>) -> Result<Value, IdentityError> {
         let p = self.bound(challenge, browser).await?;
-        let client = self.get_client(&p.request.client_id).await?;
+        let client = self.clients.get(&p.request.client_id).await?;
         let user = browser.map(|(_, u)| json!({ "id": u.id, "email": u.email, "display_name": u.display_name }));
-        let previously = self.consented_scopes(p.user_id.as_deref().unwrap_or_default(), &client.client_id).await?;
+        let previously = self.grants.consented_scopes(p.user_id.as_deref().unwrap_or_default(), &client.client_id).await?;
         Ok(json!({
             "challenge": challenge,
             "client": { "client_id": client.client_id, "name": client.name },

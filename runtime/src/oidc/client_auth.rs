@@ -8,9 +8,10 @@
 use base64::Engine;
 
 use super::clients::Client;
+use super::Provider;
 use super::{now_secs, OAuthError, Params};
-use crate::identity::{Identity, IdentityError};
-use crate::lua::FlowRequest;
+use crate::identity::IdentityError;
+use crate::request::HttpRequest;
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -55,7 +56,7 @@ impl From<IdentityError> for Outcome {
     }
 }
 
-fn basic_credentials(req: &FlowRequest) -> Option<Result<(String, String), OAuthError>> {
+fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), OAuthError>> {
     let h = req.header("authorization")?;
     let (scheme, rest) = h.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -76,10 +77,10 @@ fn basic_credentials(req: &FlowRequest) -> Option<Result<(String, String), OAuth
     Some(Ok((unform(id), unform(secret))))
 }
 
-impl Identity {
+impl Provider {
     /// The client a token-style request comes from. `endpoint` is the URL it was sent to, which
     /// an assertion's `aud` may name (beside the issuer and the token endpoint).
-    pub async fn authenticate_client(&self, req: &FlowRequest, p: &Params, endpoint: &str) -> Result<Authenticated, Outcome> {
+    pub async fn authenticate_client(&self, req: &HttpRequest, p: &Params, endpoint: &str) -> Result<Authenticated, Outcome> {
         let basic = basic_credentials(req);
         let assertion = p.get("client_assertion");
         let post_secret = p.get("client_secret");
@@ -110,7 +111,7 @@ impl Identity {
         let Some(id) = p.get("client_id") else {
             return fail(OAuthError::invalid_client("the client did not authenticate (no credentials and no client_id)"), false);
         };
-        let client = match self.get_client(id).await {
+        let client = match self.clients.get(id).await {
             Ok(c) => c,
             Err(IdentityError::NotFound(_)) => return fail(OAuthError::invalid_client("unknown client or bad credentials"), false),
             Err(e) => return Err(e.into()),
@@ -125,7 +126,7 @@ impl Identity {
     }
 
     async fn by_secret(&self, id: &str, secret: &str, method: &'static str, basic: bool) -> Result<Authenticated, Outcome> {
-        match self.check_client_secret(id, secret).await? {
+        match self.clients.check_secret(id, secret).await? {
             Some(client) if matches!(client.settings.token_endpoint_auth_method.as_str(), "client_secret_basic" | "client_secret_post") => {
                 Ok(Authenticated { client, method })
             }
@@ -147,7 +148,7 @@ impl Identity {
         if client_id.is_some_and(|c| c != sub) {
             return bad("client_id differs from the assertion's sub");
         }
-        let client = match self.get_client(&sub).await {
+        let client = match self.clients.get(&sub).await {
             Ok(c) => c,
             Err(IdentityError::NotFound(_)) => return bad("unknown client"),
             Err(e) => return Err(e.into()),

@@ -6,8 +6,11 @@ use sqlx::Row;
 
 use crate::crypto::{constant_time_eq, random_token};
 use crate::identity::users::rfc3339;
-use crate::identity::{Identity, IdentityError};
-use crate::storage::Timestamp;
+use crate::identity::IdentityError;
+use std::sync::Arc;
+
+use crate::identity::secrets::ServerKeys;
+use crate::storage::{Db, Timestamp, WriteTurns};
 use crate::with_pool;
 
 const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none", "private_key_jwt"];
@@ -202,13 +205,26 @@ fn uses_secret(s: &Settings) -> bool {
     matches!(s.token_endpoint_auth_method.as_str(), "client_secret_basic" | "client_secret_post")
 }
 
-impl Identity {
+/// The relying parties service (`auth.oidc_clients`). Deleting a client removes what hangs off
+/// it (tokens, codes, grants, consents, parked requests, OIDC sessions) in one transaction.
+#[derive(Clone)]
+pub struct Clients {
+    db: Db,
+    keys: Arc<ServerKeys>,
+    turns: WriteTurns,
+}
+
+impl Clients {
+    pub fn new(db: Db, keys: Arc<ServerKeys>, turns: WriteTurns) -> Clients {
+        Clients { db, keys, turns }
+    }
+
     fn secret_hash(&self, secret: &str) -> String {
         hex::encode(self.keys.mac("assay/client-secret/v1", secret.as_bytes()))
     }
 
     /// A new client and, for secret-based auth methods, its secret (shown once).
-    pub async fn create_client(&self, input: &serde_json::Value) -> Result<(Client, Option<String>), IdentityError> {
+    pub async fn create(&self, input: &serde_json::Value) -> Result<(Client, Option<String>), IdentityError> {
         let Draft { name, settings, resource_server } = apply(None, defaults(), false, input, true)?;
         let client_id = random_token(16);
         let secret = uses_secret(&settings).then(|| format!("cs_{}", random_token(32)));
@@ -225,10 +241,10 @@ impl Identity {
             .execute(pool)
             .await
             .map(|_| ()))?;
-        Ok((self.get_client(&client_id).await?, secret))
+        Ok((self.get(&client_id).await?, secret))
     }
 
-    pub async fn get_client(&self, client_id: &str) -> Result<Client, IdentityError> {
+    pub async fn get(&self, client_id: &str) -> Result<Client, IdentityError> {
         self.client_row(client_id).await?.map(|(c, _)| c).ok_or_else(|| IdentityError::NotFound("no client with that client_id".into()))
     }
 
@@ -251,8 +267,8 @@ impl Identity {
         Ok(row)
     }
 
-    pub async fn update_client(&self, client_id: &str, input: &serde_json::Value) -> Result<Client, IdentityError> {
-        let current = self.get_client(client_id).await?;
+    pub async fn update(&self, client_id: &str, input: &serde_json::Value) -> Result<Client, IdentityError> {
+        let current = self.get(client_id).await?;
         let had_secret = uses_secret(&current.settings);
         let Draft { name, settings, resource_server } = apply(Some(current.name), current.settings, current.resource_server, input, false)?;
         if uses_secret(&settings) && !had_secret {
@@ -275,7 +291,7 @@ impl Identity {
             .execute(pool)
             .await
             .map(|_| ()))?;
-        self.get_client(client_id).await
+        self.get(client_id).await
     }
 
     /// Deletes a client and, in the same transaction, everything it was given: grants and their
@@ -284,7 +300,7 @@ impl Identity {
     /// here keeps it true whatever a connection's `foreign_keys` setting; the access tokens it
     /// holds then fail introspection and userinfo, which treat a missing grant or client as
     /// revoked. Pending Logout Tokens stay: they end sessions the client already knew about.
-    pub async fn delete_client(&self, client_id: &str) -> Result<(), IdentityError> {
+    pub async fn delete(&self, client_id: &str) -> Result<(), IdentityError> {
         const DEPENDENTS: &[&str] = &[
             "DELETE FROM auth.oidc_refresh_tokens WHERE client_id = $1",
             "DELETE FROM auth.oidc_authorization_codes WHERE client_id = $1",
@@ -293,7 +309,7 @@ impl Identity {
             "DELETE FROM auth.oidc_auth_requests WHERE client_id = $1",
             "DELETE FROM auth.oidc_sessions WHERE client_id = $1",
         ];
-        let _turn = self.sqlite_write_turn().await;
+        let _turn = self.turns.take(&self.db).await;
         let n = with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             for sql in DEPENDENTS {
@@ -310,8 +326,8 @@ impl Identity {
     }
 
     /// A new secret (shown once); the old one stops working at once.
-    pub async fn rotate_client_secret(&self, client_id: &str) -> Result<String, IdentityError> {
-        let client = self.get_client(client_id).await?;
+    pub async fn rotate_secret(&self, client_id: &str) -> Result<String, IdentityError> {
+        let client = self.get(client_id).await?;
         if !uses_secret(&client.settings) {
             return Err(IdentityError::invalid(
                 "token_endpoint_auth_method",
@@ -330,13 +346,13 @@ impl Identity {
     }
 
     /// Whether `secret` is the client's current secret (an HMAC, compared in constant time).
-    pub async fn check_client_secret(&self, client_id: &str, secret: &str) -> Result<Option<Client>, IdentityError> {
+    pub async fn check_secret(&self, client_id: &str, secret: &str) -> Result<Option<Client>, IdentityError> {
         let Some((client, Some(stored))) = self.client_row(client_id).await? else { return Ok(None) };
         Ok(constant_time_eq(self.secret_hash(secret).as_bytes(), stored.as_bytes()).then_some(client))
     }
 
     /// By client_id; the cursor is the last client_id of the previous page.
-    pub async fn list_clients(&self, limit: i64, cursor: Option<&str>) -> Result<Page, IdentityError> {
+    pub async fn list(&self, limit: i64, cursor: Option<&str>) -> Result<Page, IdentityError> {
         let limit = limit.clamp(1, crate::identity::users::MAX_PAGE);
         let clients = with_pool!(&self.db, pool => {
             let rows = sqlx::query(

@@ -16,7 +16,8 @@ use aws_lc_rs::signature::{
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::identity::{Identity, IdentityError};
+use super::keys::SigningKeys;
+use crate::identity::IdentityError;
 use crate::with_pool;
 
 /// How long an engine keeps signing with the active kid it last read.
@@ -50,10 +51,10 @@ fn invalid(why: &str) -> IdentityError {
     IdentityError::InvalidJwt(why.to_string())
 }
 
-impl Identity {
+impl SigningKeys {
     /// `claims` (a JSON object) signed with the active key of `alg`; the header carries `kid`
     /// and `typ` (default `JWT`; RFC 9068 access tokens use `at+jwt`).
-    pub async fn sign_jwt(&self, alg: &str, typ: Option<&str>, claims: &serde_json::Value) -> Result<String, IdentityError> {
+    pub async fn sign(&self, alg: &str, typ: Option<&str>, claims: &serde_json::Value) -> Result<String, IdentityError> {
         if !claims.is_object() {
             return Err(IdentityError::invalid("claims", "must be an object"));
         }
@@ -83,12 +84,11 @@ impl Identity {
 
     /// The claims of a token signed by one of the published keys, valid now (`exp`, `nbf`
     /// with a minute of leeway) and matching `expect`; `InvalidJwt` with the reason otherwise.
-    pub async fn verify_jwt(&self, token: &str, expect: &Expect) -> Result<serde_json::Value, IdentityError> {
+    pub async fn verify(&self, token: &str, expect: &Expect) -> Result<serde_json::Value, IdentityError> {
         let Jws { header, claims, sig, message } = split(token)?;
         let kid = header["kid"].as_str().ok_or_else(|| invalid("no kid"))?;
         let alg = header["alg"].as_str().ok_or_else(|| invalid("no alg"))?;
-        let jwk =
-            self.signing_keys().await?.into_iter().find(|k| k.kid == kid).map(|k| k.public_jwk).ok_or_else(|| invalid("unknown kid"))?;
+        let jwk = self.list().await?.into_iter().find(|k| k.kid == kid).map(|k| k.public_jwk).ok_or_else(|| invalid("unknown kid"))?;
         // The key decides the algorithm: a header naming another one is refused (no alg
         // confusion, no "none").
         if jwk["alg"].as_str() != Some(alg) {
@@ -128,22 +128,22 @@ impl Identity {
     }
 
     async fn active_kid_cached(&self, alg: &str) -> Result<String, IdentityError> {
-        if let Ok(cache) = self.signers.active.lock() {
+        if let Ok(cache) = self.cache.active.lock() {
             if let Some((kid, at)) = cache.get(alg) {
                 if at.elapsed() < ACTIVE_KID_TTL {
                     return Ok(kid.clone());
                 }
             }
         }
-        let kid = self.ensure_signing_key(alg).await?;
-        if let Ok(mut cache) = self.signers.active.lock() {
+        let kid = self.ensure(alg).await?;
+        if let Ok(mut cache) = self.cache.active.lock() {
             cache.insert(alg.to_string(), (kid.clone(), Instant::now()));
         }
         Ok(kid)
     }
 
     async fn signer(&self, kid: &str) -> Result<Arc<Signer>, IdentityError> {
-        if let Some(s) = self.signers.by_kid.lock().ok().and_then(|m| m.get(kid).cloned()) {
+        if let Some(s) = self.cache.by_kid.lock().ok().and_then(|m| m.get(kid).cloned()) {
             return Ok(s);
         }
         let row: Option<(String, String)> = with_pool!(&self.db, pool => sqlx::query_as("SELECT alg, private_key FROM auth.jwks_keys WHERE kid = $1")
@@ -151,7 +151,7 @@ impl Identity {
             .fetch_optional(pool)
             .await)?;
         let (alg, sealed) = row.ok_or_else(|| IdentityError::Internal(format!("signing key {kid} vanished")))?;
-        let der = super::keys::open(self, kid, &sealed)?;
+        let der = super::keys::open(&self.keys, kid, &sealed)?;
         let bad = || IdentityError::Internal(format!("signing key {kid} does not parse"));
         let signer = Arc::new(match alg.as_str() {
             "RS256" => Signer::Rsa(RsaKeyPair::from_pkcs8(&der).map_err(|_| bad())?),
@@ -159,7 +159,7 @@ impl Identity {
             "EdDSA" => Signer::Ed(Ed25519KeyPair::from_pkcs8(&der).map_err(|_| bad())?),
             _ => return Err(bad()),
         });
-        if let Ok(mut m) = self.signers.by_kid.lock() {
+        if let Ok(mut m) = self.cache.by_kid.lock() {
             m.insert(kid.to_string(), signer.clone());
         }
         Ok(signer)

@@ -14,8 +14,12 @@ use sqlx::Row;
 
 use crate::identity::error::is_unique_violation;
 use crate::identity::users::rfc3339;
-use crate::identity::{Identity, IdentityError};
-use crate::storage::Timestamp;
+use std::sync::Arc;
+
+use crate::config::OidcProviderConfig;
+use crate::identity::secrets::ServerKeys;
+use crate::identity::IdentityError;
+use crate::storage::{Db, Timestamp};
 use crate::with_pool;
 
 #[derive(Debug, Clone, Copy)]
@@ -86,17 +90,33 @@ fn generate(alg: &str) -> Result<(Vec<u8>, serde_json::Value), IdentityError> {
     }
 }
 
-fn sealing_key(id: &Identity) -> Result<LessSafeKey, IdentityError> {
-    let key = id.keys.derive("assay/jwks-private-keys/v1");
+/// The signing keys service: key lifecycle here, JWS signing and verification in `jwt.rs`.
+#[derive(Clone)]
+pub struct SigningKeys {
+    pub(super) db: Db,
+    pub(super) rules: OidcProviderConfig,
+    pub(super) keys: Arc<ServerKeys>,
+    /// Parsed signing keys by kid, and the active kid of each algorithm.
+    pub(super) cache: Arc<super::jwt::Signers>,
+}
+
+impl SigningKeys {
+    pub fn new(db: Db, rules: OidcProviderConfig, keys: Arc<ServerKeys>) -> SigningKeys {
+        SigningKeys { db, rules, keys, cache: Default::default() }
+    }
+}
+
+fn sealing_key(keys: &ServerKeys) -> Result<LessSafeKey, IdentityError> {
+    let key = keys.derive("assay/jwks-private-keys/v1");
     let unbound = UnboundKey::new(&AES_256_GCM, &key).map_err(|_| IdentityError::Internal("aes-256-gcm key".into()))?;
     Ok(LessSafeKey::new(unbound))
 }
 
 /// base64(nonce || ciphertext || tag).
-fn seal(id: &Identity, kid: &str, plain: &[u8]) -> Result<String, IdentityError> {
+fn seal(keys: &ServerKeys, kid: &str, plain: &[u8]) -> Result<String, IdentityError> {
     let nonce_bytes: [u8; NONCE_LEN] = rand::random();
     let mut buf = plain.to_vec();
-    sealing_key(id)?
+    sealing_key(keys)?
         .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(kid.as_bytes()), &mut buf)
         .map_err(|_| IdentityError::Internal("cannot seal a private key".into()))?;
     let mut out = nonce_bytes.to_vec();
@@ -105,7 +125,7 @@ fn seal(id: &Identity, kid: &str, plain: &[u8]) -> Result<String, IdentityError>
 }
 
 /// The PKCS#8 key sealed by [`seal`]; fails if the master key or the kid differ.
-pub fn open(id: &Identity, kid: &str, sealed: &str) -> Result<Vec<u8>, IdentityError> {
+pub fn open(keys: &ServerKeys, kid: &str, sealed: &str) -> Result<Vec<u8>, IdentityError> {
     let bad = || IdentityError::Internal(format!("the private key of {kid} does not open with this master key"));
     let raw = STANDARD.decode(sealed).map_err(|_| bad())?;
     if raw.len() < NONCE_LEN + 16 {
@@ -114,14 +134,14 @@ pub fn open(id: &Identity, kid: &str, sealed: &str) -> Result<Vec<u8>, IdentityE
     let (nonce, rest) = raw.split_at(NONCE_LEN);
     let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad())?;
     let mut buf = rest.to_vec();
-    let plain = sealing_key(id)?.open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf).map_err(|_| bad())?;
+    let plain = sealing_key(keys)?.open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf).map_err(|_| bad())?;
     Ok(plain.to_vec())
 }
 
-impl Identity {
+impl SigningKeys {
     /// The active key of `alg`, creating one if there is none (any number of engines may race
     /// here: the unique index on active keys lets one win and the others read its key).
-    pub async fn ensure_signing_key(&self, alg: &str) -> Result<String, IdentityError> {
+    pub async fn ensure(&self, alg: &str) -> Result<String, IdentityError> {
         check_alg(alg)?;
         if let Some(kid) = self.active_kid(alg).await? {
             return Ok(kid);
@@ -138,7 +158,7 @@ impl Identity {
 
     /// Retires the active key of `alg` (it stays published) and makes a new one active, in one
     /// transaction; returns the new kid.
-    pub async fn rotate_signing_key(&self, alg: &str) -> Result<String, IdentityError> {
+    pub async fn rotate(&self, alg: &str) -> Result<String, IdentityError> {
         check_alg(alg)?;
         self.insert_key(alg, Retire::Always).await?.ok_or_else(|| IdentityError::Internal(format!("no {alg} key was made")))
     }
@@ -156,8 +176,8 @@ impl Identity {
     /// number of engines at once: the retiring UPDATE is conditional on the key's age, so after
     /// the first engine commits, the others' UPDATE matches no row and they make no key.
     /// Returns the kids it made.
-    pub async fn scheduled_key_maintenance(&self) -> Result<Vec<String>, IdentityError> {
-        let cfg = &self.config.auth.oidc_provider;
+    pub async fn maintain(&self) -> Result<Vec<String>, IdentityError> {
+        let cfg = &self.rules;
         let mut made = Vec::new();
         if cfg.key_rotation_days > 0 {
             let cutoff = Timestamp(Timestamp::now().0 - chrono::Duration::days(cfg.key_rotation_days as i64));
@@ -201,7 +221,7 @@ impl Identity {
             obj.insert("alg".into(), alg.into());
             obj.insert("use".into(), "sig".into());
         }
-        let sealed = seal(self, &kid, &private)?;
+        let sealed = seal(&self.keys, &kid, &private)?;
         let now = Timestamp::now();
         with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
@@ -237,7 +257,7 @@ impl Identity {
     }
 
     /// Every key not pruned, active first, newest first.
-    pub async fn signing_keys(&self) -> Result<Vec<KeyInfo>, IdentityError> {
+    pub async fn list(&self) -> Result<Vec<KeyInfo>, IdentityError> {
         let keys = with_pool!(&self.db, pool => {
             let rows = sqlx::query(
                 "SELECT kid, alg, status, public_jwk, created_at, retired_at FROM auth.jwks_keys \
@@ -264,7 +284,7 @@ impl Identity {
 
     /// The JWK Set (RFC 7517) of every published key.
     pub async fn jwks(&self) -> Result<serde_json::Value, IdentityError> {
-        let keys: Vec<serde_json::Value> = self.signing_keys().await?.into_iter().map(|k| k.public_jwk).collect();
+        let keys: Vec<serde_json::Value> = self.list().await?.into_iter().map(|k| k.public_jwk).collect();
         Ok(serde_json::json!({ "keys": keys }))
     }
 }

@@ -1,37 +1,47 @@
 //! The OpenID Connect provider (Hydra's part). The protocol core is Rust; the pages people see
 //! (login, consent) are Lua flows that report back through `assay.oidc`.
 //!
-//! - `keys.rs`, `jwt.rs`: signing keys sealed at rest, compact JWS signed and verified with them
-//! - `clients.rs`: relying parties
-//! - `discovery.rs`: the discovery document
-//! - `authorize.rs`: the authorization endpoint, the parked request, login and consent hand-off
-//! - `consent.rs`: remembered consent per (user, client)
-//! - `client_auth.rs`: client authentication at the token-style endpoints
-//! - `claims.rs`: claims by scope, the ID token and the RFC 9068 access token
-//! - `token.rs`: the token endpoint and its three grants; `refresh.rs` the refresh-token store
-//! - `resource.rs`: userinfo, introspection (RFC 7662) and revocation (RFC 7009)
-//! - `logout.rs`: RP-initiated logout and back-channel Logout Tokens with retries
-//! - `reply.rs`: what an endpoint answers, and the OAuth error type
+//! Services, each owning its tables:
+//! - [`SigningKeys`] (`keys.rs`, `jwt.rs`): signing keys sealed at rest, compact JWS signed and
+//!   verified with them
+//! - [`Clients`] (`clients.rs`): relying parties
+//! - [`Grants`] (`grants.rs`): grants, refresh tokens, remembered consent
+//! - [`LogoutQueue`] (`logout_queue.rs`): back-channel Logout Tokens, queued in the transaction
+//!   that ends a session and delivered with retries
+//! - [`Provider`] (`provider.rs`): the protocol endpoints, one file each: `authorize.rs` (the
+//!   authorization endpoint, the parked request, login and consent hand-off), `token.rs` (the
+//!   token endpoint and its three grants), `client_auth.rs` (client authentication),
+//!   `resource.rs` (userinfo, RFC 7662 introspection, RFC 7009 revocation), `logout.rs`
+//!   (RP-initiated logout)
+//!
+//! Pure parts: `discovery.rs` (the discovery document), `claims.rs` (claims by scope, the ID
+//! token and the RFC 9068 access token), `reply.rs` (what an endpoint answers, the OAuth error).
 
 pub mod authorize;
 pub mod claims;
 pub mod client_auth;
 pub mod clients;
-pub mod consent;
 pub mod discovery;
+pub mod grants;
 pub mod jwt;
 pub mod keys;
 pub mod logout;
+pub mod logout_queue;
+pub mod provider;
 #[cfg(test)]
 mod pure_tests;
-pub mod refresh;
 pub mod reply;
 pub mod resource;
 pub mod token;
 
+pub use clients::Clients;
+pub use grants::Grants;
+pub use keys::SigningKeys;
+pub use logout_queue::LogoutQueue;
+pub use provider::{Provider, ProviderParts};
 pub use reply::{Body, OAuthError, Reply};
 
-use crate::lua::request::{bounded_pairs, MAX_PARAMS};
+use crate::request::{bounded_pairs, MAX_PARAMS};
 use crate::storage::Timestamp;
 
 /// A space-separated scope string as a list, in order, without repeats. The string comes from
@@ -78,7 +88,7 @@ impl Params {
 }
 
 /// The form body of a POST to a token-style endpoint: `application/x-www-form-urlencoded` only.
-pub fn form_params(req: &crate::lua::FlowRequest) -> Result<Params, OAuthError> {
+pub fn form_params(req: &crate::request::HttpRequest) -> Result<Params, OAuthError> {
     let ct = req.header("content-type").unwrap_or_default();
     if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
         return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
@@ -137,7 +147,7 @@ mod tests {
     fn form_params_stop_reading_past_the_cap() {
         // A megabyte of distinct names: refused without building them all.
         let body: String = (0..120_000).map(|i| format!("k{i}=v&")).collect();
-        let req = crate::lua::FlowRequest {
+        let req = crate::request::HttpRequest {
             headers: [(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-www-form-urlencoded"))]
                 .into_iter()
                 .collect(),

@@ -6,10 +6,11 @@ use serde_json::{json, Value};
 use super::claims::{merge_hook, user_claims, ClaimsHook, HookInput};
 use super::client_auth::Outcome;
 use super::jwt::Expect;
+use super::Provider;
 use super::{form_params, split_scopes, OAuthError, Params, Reply};
 use crate::crypto::sha256_hex;
-use crate::identity::{Identity, IdentityError};
-use crate::lua::FlowRequest;
+use crate::identity::IdentityError;
+use crate::request::HttpRequest;
 
 /// A Bearer failure: 401 (or 403) with `WWW-Authenticate` saying why (RFC 6750 §3).
 fn bearer_error(e: OAuthError) -> Reply {
@@ -17,26 +18,26 @@ fn bearer_error(e: OAuthError) -> Reply {
     e.reply().header("www-authenticate", challenge)
 }
 
-impl Identity {
+impl Provider {
     /// The claims of a live access token of this provider (signature, expiry, issuer, typ;
     /// neither it nor its grant revoked; its client and grant still there), or why not.
     pub async fn check_access_token(&self, token: &str) -> Result<Result<Value, String>, IdentityError> {
         let expect = Expect { issuer: Some(self.config.auth.issuer.clone()), typ: Some("at+jwt".into()), ..Default::default() };
-        let claims = match self.verify_jwt(token, &expect).await {
+        let claims = match self.signing.verify(token, &expect).await {
             Ok(c) => c,
             Err(IdentityError::InvalidJwt(why)) => return Ok(Err(why)),
             Err(e) => return Err(e),
         };
         let Some(jti) = claims["jti"].as_str() else { return Ok(Err("no jti".into())) };
         let Some(client_id) = claims["client_id"].as_str() else { return Ok(Err("no client_id".into())) };
-        if !self.access_token_live(jti, client_id).await? {
+        if !self.grants.access_token_live(jti, client_id).await? {
             return Ok(Err("revoked".into()));
         }
         Ok(Ok(claims))
     }
 
     /// `GET`/`POST /auth/userinfo`.
-    pub async fn userinfo(&self, req: &FlowRequest, hook: &dyn ClaimsHook) -> Result<Reply, IdentityError> {
+    pub async fn userinfo(&self, req: &HttpRequest, hook: &dyn ClaimsHook) -> Result<Reply, IdentityError> {
         let from_header = req.header("authorization").and_then(|h| {
             let (scheme, rest) = h.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_string())
@@ -59,12 +60,12 @@ impl Identity {
         if !scopes.iter().any(|s| s == "openid") {
             return Ok(bearer_error(OAuthError::insufficient_scope("userinfo needs a token with the openid scope")));
         }
-        let client = match self.get_client(claims["client_id"].as_str().unwrap_or_default()).await {
+        let client = match self.clients.get(claims["client_id"].as_str().unwrap_or_default()).await {
             Ok(c) => c,
             Err(IdentityError::NotFound(_)) => return Ok(bearer_error(OAuthError::invalid_token("the token's client no longer exists"))),
             Err(e) => return Err(e),
         };
-        let user = match self.get_user(claims["sub"].as_str().unwrap_or_default()).await {
+        let user = match self.users.get(claims["sub"].as_str().unwrap_or_default()).await {
             Ok(u) if !u.disabled => u,
             Ok(_) | Err(IdentityError::NotFound(_)) => {
                 return Ok(bearer_error(OAuthError::invalid_token("the token's user is disabled or gone")))
@@ -95,7 +96,7 @@ impl Identity {
     /// has no credentials to show, and may only revoke (its own tokens, RFC 7009 §5).
     async fn token_client(
         &self,
-        req: &FlowRequest,
+        req: &HttpRequest,
         p: &Params,
         path: &str,
         public_ok: bool,
@@ -112,7 +113,7 @@ impl Identity {
     }
 
     /// `POST /auth/oauth2/introspect` (RFC 7662).
-    pub async fn introspect(&self, req: &FlowRequest) -> Result<Reply, IdentityError> {
+    pub async fn introspect(&self, req: &HttpRequest) -> Result<Reply, IdentityError> {
         let p = match form_params(req) {
             Ok(p) => p,
             Err(e) => return Ok(e.reply()),
@@ -147,7 +148,7 @@ impl Identity {
                 "jti": claims["jti"],
             });
             if sub != claims["client_id"].as_str().unwrap_or_default() {
-                match self.get_user(sub).await {
+                match self.users.get(sub).await {
                     Ok(u) if !u.disabled => out["username"] = json!(u.email),
                     Ok(_) | Err(IdentityError::NotFound(_)) => return Ok(inactive()),
                     Err(e) => return Err(e),
@@ -160,7 +161,7 @@ impl Identity {
             }
             return Ok(Reply::json(200, out));
         }
-        let Some(rec) = self.find_refresh_token(&sha256_hex(token.as_bytes())).await? else { return Ok(inactive()) };
+        let Some(rec) = self.grants.find_refresh_token(&sha256_hex(token.as_bytes())).await? else { return Ok(inactive()) };
         let now = crate::storage::Timestamp::now();
         if rec.revoked || rec.used_at.is_some() || rec.expires_at.0 <= now.0 {
             return Ok(inactive());
@@ -186,7 +187,7 @@ impl Identity {
 
     /// `POST /auth/oauth2/revoke` (RFC 7009). 200 whether or not the token was known (§2.2),
     /// and a token of another client is left alone.
-    pub async fn revoke(&self, req: &FlowRequest) -> Result<Reply, IdentityError> {
+    pub async fn revoke(&self, req: &HttpRequest) -> Result<Reply, IdentityError> {
         let p = match form_params(req) {
             Ok(p) => p,
             Err(e) => return Ok(e.reply()),
@@ -200,14 +201,14 @@ impl Identity {
             if let Ok(claims) = self.check_access_token(token).await? {
                 if claims["client_id"].as_str() == Some(client.client_id.as_str()) {
                     if let Some(jti) = claims["jti"].as_str() {
-                        self.revoke_access_token(jti, claims["exp"].as_i64().unwrap_or_default()).await?;
+                        self.grants.revoke_access_token(jti, claims["exp"].as_i64().unwrap_or_default()).await?;
                     }
                 }
             }
-        } else if let Some(rec) = self.find_refresh_token(&sha256_hex(token.as_bytes())).await? {
+        } else if let Some(rec) = self.grants.find_refresh_token(&sha256_hex(token.as_bytes())).await? {
             // RFC 7009 §2.1: revoking a refresh token also ends the access tokens of its grant.
             if rec.client_id == client.client_id {
-                self.revoke_grant(&rec.grant_id).await?;
+                self.grants.revoke(&rec.grant_id).await?;
             }
         }
         Ok(Reply::empty(200).header("access-control-allow-origin", "*"))

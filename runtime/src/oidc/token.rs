@@ -12,11 +12,12 @@ use sqlx::Row;
 use super::claims::{at_hash, merge_hook, user_claims, ClaimsHook, HookInput};
 use super::client_auth::Outcome;
 use super::clients::Client;
+use super::Provider;
 use super::{form_params, json_text, later, now_secs, s256, split_scopes, OAuthError, Params, Reply};
 use crate::crypto::{random_token, sha256_hex};
 use crate::identity::users::User;
-use crate::identity::{ids, Identity, IdentityError};
-use crate::lua::FlowRequest;
+use crate::identity::{ids, IdentityError};
+use crate::request::HttpRequest;
 use crate::storage::Timestamp;
 use crate::with_pool;
 
@@ -71,9 +72,9 @@ fn fault(e: IdentityError) -> Result<Reply, IdentityError> {
     Err(e)
 }
 
-impl Identity {
+impl Provider {
     /// `POST /auth/token`.
-    pub async fn token_endpoint(&self, req: &FlowRequest, hook: &dyn ClaimsHook) -> Result<Reply, IdentityError> {
+    pub async fn token_endpoint(&self, req: &HttpRequest, hook: &dyn ClaimsHook) -> Result<Reply, IdentityError> {
         let p = match form_params(req) {
             Ok(p) => p,
             Err(e) => return Ok(e.reply()),
@@ -159,7 +160,7 @@ impl Identity {
         if row.used_at.is_some() {
             // RFC 6749 §4.1.2: a code used twice revokes what it gave the first time.
             if let Some(g) = &row.grant_id {
-                if self.revoke_grant(g).await? {
+                if self.grants.revoke(g).await? {
                     tracing::warn!(client_id = %client.client_id, "authorization code replayed; its grant is revoked");
                 }
             }
@@ -192,7 +193,7 @@ impl Identity {
             (None, None) if client.settings.pkce_required => return Ok(Err(OAuthError::invalid_grant("this client must use PKCE"))),
             (None, None) => {}
         }
-        let user = match self.get_user(&row.user_id).await {
+        let user = match self.users.get(&row.user_id).await {
             Ok(u) if !u.disabled => u,
             Ok(_) | Err(IdentityError::NotFound(_)) => return Ok(Err(OAuthError::invalid_grant("the user is disabled or gone"))),
             Err(e) => return Err(e),
@@ -216,7 +217,7 @@ impl Identity {
         };
         let issued = self.sign_user_tokens(&subject, hook).await?;
         let now = Timestamp::now();
-        let turn = self.sqlite_write_turn().await;
+        let turn = self.turns.take(&self.db).await;
         let claimed = with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query("UPDATE auth.oidc_authorization_codes SET used_at = $2, grant_id = $3 WHERE code_hash = $1 AND used_at IS NULL")
@@ -265,7 +266,7 @@ impl Identity {
     async fn refresh_grant(&self, client: &Client, p: &Params, hook: &dyn ClaimsHook) -> Result<Result<Issued, OAuthError>, IdentityError> {
         let Some(token) = p.get("refresh_token") else { return Ok(Err(OAuthError::invalid_request("the request has no refresh_token"))) };
         let hash = sha256_hex(token.as_bytes());
-        let Some(rec) = self.find_refresh_token(&hash).await? else {
+        let Some(rec) = self.grants.find_refresh_token(&hash).await? else {
             return Ok(Err(OAuthError::invalid_grant("the refresh token is unknown")));
         };
         if rec.client_id != client.client_id {
@@ -282,7 +283,7 @@ impl Identity {
             let grace = self.config.auth.oidc_provider.refresh_grace_secs as i64;
             if (now.0 - used.0).num_milliseconds() > grace * 1000 {
                 // Reuse after the grace window: someone else may hold this family. End it.
-                self.revoke_grant(&rec.grant_id).await?;
+                self.grants.revoke(&rec.grant_id).await?;
                 tracing::warn!(client_id = %client.client_id, user_id = %rec.user_id, "refresh token reused; its family is revoked");
                 return Ok(Err(OAuthError::invalid_grant("the refresh token was already used; every token of its family is revoked")));
             }
@@ -319,7 +320,7 @@ impl Identity {
         let (scopes_text, amr_text, claims_text) =
             (json_text(&rec.scopes), json_text(&rec.amr), rec.claims.as_ref().map(|c| c.to_string()));
         let expiry = self.refresh_expiry();
-        let turn = self.sqlite_write_turn().await;
+        let turn = self.turns.take(&self.db).await;
         // Spend it (within the grace window it is spent already and stays so) and insert the
         // next one, atomically; no row spent means the family was revoked meanwhile.
         // DIALECT: PostgreSQL does both in one statement (a data-modifying CTE), which saves
@@ -416,7 +417,7 @@ impl Identity {
             .claims(HookInput { target: "access_token", user: None, client, scopes: &scopes, grant_type: "client_credentials" })
             .await?;
         merge_hook(&mut at, extra);
-        let access_token = self.sign_jwt(super::keys::DEFAULT_ALG, Some("at+jwt"), &Value::Object(at)).await?;
+        let access_token = self.signing.sign(super::keys::DEFAULT_ALG, Some("at+jwt"), &Value::Object(at)).await?;
         Ok(Ok(Issued { access_token, id_token: None, refresh_token: None, scopes }))
     }
 
@@ -461,7 +462,7 @@ impl Identity {
         }
         let input = |target| HookInput { target, user: Some(s.user), client: s.client, scopes: s.scopes, grant_type: s.grant_type };
         merge_hook(&mut at, hook.claims(input("access_token")).await?);
-        let access_token = self.sign_jwt(super::keys::DEFAULT_ALG, Some("at+jwt"), &Value::Object(at)).await?;
+        let access_token = self.signing.sign(super::keys::DEFAULT_ALG, Some("at+jwt"), &Value::Object(at)).await?;
 
         let id_token = if s.scopes.iter().any(|x| x == "openid") {
             let alg = s.client.settings.id_token_signed_response_alg.as_str();
@@ -484,7 +485,7 @@ impl Identity {
             }
             idt.insert("at_hash".into(), json!(at_hash(alg, &access_token)));
             merge_hook(&mut idt, hook.claims(input("id_token")).await?);
-            Some(self.sign_jwt(alg, None, &Value::Object(idt)).await?)
+            Some(self.signing.sign(alg, None, &Value::Object(idt)).await?)
         } else {
             None
         };

@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::client_ip::client_ip;
 use super::errors::{error_response, wants_json, ErrorAnswer};
 use super::App;
-use crate::lua::{FlowRequest, FlowResponse, RouteMatch, RunError};
+use crate::lua::{FlowResponse, HttpRequest, RouteMatch, RunError};
 
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
     let request_id = request_id(&req);
@@ -134,7 +134,7 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
 
     let server = &app.config.server;
     let ip = client_ip(peer.ip(), &parts.headers, &server.trusted_proxies, server.forwarded_header);
-    let flow_req = FlowRequest {
+    let flow_req = HttpRequest {
         method,
         path,
         query: parts.uri.query().map(str::to_string),
@@ -145,7 +145,7 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr, request_id: 
         request_id: request_id.to_string(),
     };
     if flow_req.too_many_params() {
-        let most = crate::lua::request::MAX_PARAMS;
+        let most = crate::request::MAX_PARAMS;
         return fail(
             StatusCode::BAD_REQUEST,
             "invalid_request",

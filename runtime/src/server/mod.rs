@@ -71,8 +71,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     modules.spawn_refresher(db.clone());
     let admin_key_file = crate::bootstrap::ensure_admin_key(&config, &db).await?;
 
-    let identity = Arc::new(crate::identity::Identity::new(config.clone(), db.clone()).await?);
-    let kid = identity.ensure_signing_key(crate::oidc::keys::DEFAULT_ALG).await?;
+    let identity = Arc::new(crate::services::Services::new(config.clone(), db.clone()).await?);
+    let kid = identity.signing.ensure(crate::oidc::keys::DEFAULT_ALG).await?;
     tracing::info!(kid, alg = crate::oidc::keys::DEFAULT_ALG, "signing key ready");
     spawn_key_maintenance(identity.clone());
     // A Logout Token is POSTed to the registered URI only: a redirect is a failed delivery.
@@ -201,13 +201,13 @@ async fn shutdown_signal() {
 }
 
 /// Scheduled signing-key rotation and pruning: at start and then hourly (see
-/// `Identity::scheduled_key_maintenance` for why several engines may all run it).
-fn spawn_key_maintenance(identity: Arc<crate::identity::Identity>) {
+/// `SigningKeys::maintain` for why several engines may all run it).
+fn spawn_key_maintenance(identity: Arc<crate::services::Services>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            if let Err(e) = identity.scheduled_key_maintenance().await {
+            if let Err(e) = identity.signing.maintain().await {
                 tracing::error!(error = %e, "signing key maintenance failed");
             }
         }
@@ -216,13 +216,13 @@ fn spawn_key_maintenance(identity: Arc<crate::identity::Identity>) {
 
 /// Sends queued back-channel Logout Tokens: at once when a logout queues some, and every few
 /// seconds for retries and for rows another engine queued.
-fn spawn_logout_delivery(identity: Arc<crate::identity::Identity>, http: reqwest::Client) {
+fn spawn_logout_delivery(identity: Arc<crate::services::Services>, http: reqwest::Client) {
     tokio::spawn(async move {
         loop {
-            if let Err(e) = identity.deliver_logout_tokens(&http).await {
+            if let Err(e) = identity.logout.deliver(&http).await {
                 tracing::error!(error = %e, "back-channel logout delivery failed");
             }
-            let _ = tokio::time::timeout(Duration::from_secs(5), identity.logout_wakeup.notified()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), identity.logout.queued()).await;
         }
     });
 }

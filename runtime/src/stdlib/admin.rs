@@ -7,8 +7,8 @@ use mlua::{AnyUserData, Lua, Table, Value};
 
 use super::{identity, session, to_lua};
 use crate::crypto::{constant_time_eq, sha256_hex};
-use crate::identity::Identity;
 use crate::lua::{require_phase, Outcome, Phase, RequestRun};
+use crate::services::Services;
 use crate::with_pool;
 
 const PHASES: &[Phase] = &[Phase::Request];
@@ -166,7 +166,7 @@ fn error(lua: &Lua, status: u16, code: &str, description: &str) -> mlua::Result<
 }
 
 /// The principal, or the status and `code: message` to refuse with.
-async fn authenticate(lua: &Lua, id: &Identity) -> mlua::Result<Result<Value, (u16, String)>> {
+async fn authenticate(lua: &Lua, id: &Services) -> mlua::Result<Result<Value, (u16, String)>> {
     let authorization = lua.app_data_ref::<RequestRun>().and_then(|r| r.request.header("authorization"));
     if let Some(header) = authorization {
         let Some(key) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim) else {
@@ -198,7 +198,7 @@ async fn authenticate(lua: &Lua, id: &Identity) -> mlua::Result<Result<Value, (u
 
 /// The name of the admin key `key` is, comparing SHA-256 digests in constant time against the
 /// configured keys, then looking the digest up among generated keys.
-async fn api_key_name(id: &Identity, key: &str) -> mlua::Result<Option<String>> {
+async fn api_key_name(id: &Services, key: &str) -> mlua::Result<Option<String>> {
     let digest = sha256_hex(key.as_bytes());
     let mut found = None;
     for (i, configured) in id.config.auth.admin_api_keys.iter().enumerate() {

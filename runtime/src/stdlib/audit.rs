@@ -3,7 +3,7 @@
 use mlua::{Lua, Table, Value};
 
 use super::{context, identity, opt_string, outcome, outcome_lua, page_limit};
-use crate::identity::audit::{self, Entry, Query};
+use crate::identity::audit::{Entry, Query};
 use crate::lua::{Outcome, Phase};
 use crate::storage::Timestamp;
 
@@ -28,7 +28,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                     Err(e) => return Err(mlua::Error::runtime(format!("audit.append: details: {e}"))),
                 },
             }
-            outcome(audit::append(&id, &context(&lua), entry).await.map(|_| true))
+            outcome(id.audit.append(&context(&lua), entry).await.map(|_| true))
         })?,
     )?;
     m.set(
@@ -63,7 +63,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                 limit: page_limit("audit.query", opts.as_ref())?,
                 cursor,
             };
-            outcome_lua(&lua, audit::query(&id, &q).await)
+            outcome_lua(&lua, id.audit.query(&q).await)
         })?,
     )?;
     Ok(m)

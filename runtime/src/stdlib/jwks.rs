@@ -14,7 +14,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "set",
         lua.create_async_function(|lua, ()| async move {
             let id = identity(&lua, "jwks.set", crate::lua::READ_PHASES)?;
-            let set = id.jwks().await.map_err(mlua::Error::external)?;
+            let set = id.signing.jwks().await.map_err(mlua::Error::external)?;
             super::json::from_json(&lua, &set)
         })?,
     )?;
@@ -22,7 +22,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "keys",
         lua.create_async_function(|lua, ()| async move {
             let id = identity(&lua, "jwks.keys", crate::lua::READ_PHASES)?;
-            let keys = id.signing_keys().await.map_err(mlua::Error::external)?;
+            let keys = id.signing.list().await.map_err(mlua::Error::external)?;
             to_lua(&lua, &keys)
         })?,
     )?;
@@ -31,7 +31,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_async_function(|lua, alg: Option<String>| async move {
             let id = identity(&lua, "jwks.rotate", PHASES)?;
             let alg = alg.unwrap_or_else(|| crate::oidc::keys::DEFAULT_ALG.to_string());
-            match outcome(id.rotate_signing_key(&alg).await)? {
+            match outcome(id.signing.rotate(&alg).await)? {
                 Outcome::Ok(kid) => Ok(Outcome::Ok(kid)),
                 Outcome::Fail(e) => Ok(Outcome::Fail(e)),
             }

@@ -21,7 +21,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             }
             let alg = opt_string(opts.as_ref(), "alg")?.unwrap_or_else(|| crate::oidc::keys::DEFAULT_ALG.to_string());
             let typ = opt_string(opts.as_ref(), "typ")?;
-            outcome(id.sign_jwt(&alg, typ.as_deref(), &claims).await)
+            outcome(id.signing.sign(&alg, typ.as_deref(), &claims).await)
         })?,
     )?;
     m.set(
@@ -34,7 +34,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                 typ: opt_string(opts.as_ref(), "typ")?,
                 allow_expired: false,
             };
-            outcome_lua(&lua, id.verify_jwt(&token, &expect).await)
+            outcome_lua(&lua, id.signing.verify(&token, &expect).await)
         })?,
     )?;
     Ok(m)

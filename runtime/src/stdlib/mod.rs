@@ -25,8 +25,9 @@ use std::sync::Arc;
 use mlua::{Function, Lua, Table, Value};
 use rust_embed::RustEmbed;
 
-use crate::identity::{Context, Identity, IdentityError};
+use crate::identity::{Context, IdentityError};
 use crate::lua::{require_phase, shared, LibSources, Outcome, Phase, RequestRun};
+use crate::services::Services;
 
 #[derive(RustEmbed)]
 #[folder = "../stdlib/"]
@@ -58,7 +59,7 @@ const RUST_MODULES: &[(&str, Builder)] = &[
 
 /// The identity services for a stdlib call made in one of `phases`; raises where there are
 /// none (an operator script has no database: it talks to the admin API instead).
-pub(crate) fn identity(lua: &Lua, function: &str, phases: &[Phase]) -> mlua::Result<Arc<Identity>> {
+pub(crate) fn identity(lua: &Lua, function: &str, phases: &[Phase]) -> mlua::Result<Arc<Services>> {
     require_phase(lua, function, phases)?;
     shared(lua)?
         .identity

@@ -11,10 +11,11 @@ use mlua::{Function, Lua, Table, Value};
 use super::{identity, opt_field, opt_string, outcome, outcome_lua, page_limit};
 use crate::identity::sessions::Session;
 use crate::identity::users::User;
-use crate::identity::{Identity, IdentityError};
-use crate::lua::{FlowRequest, FlowResponse, HookSources, Outcome, Phase, RequestRun};
+use crate::identity::IdentityError;
+use crate::lua::{FlowResponse, HookSources, HttpRequest, Outcome, Phase, RequestRun};
 use crate::oidc::claims::{ClaimsHook, HookFuture, HookInput};
 use crate::oidc::{Body, Reply};
+use crate::services::Services;
 
 const PHASES: &[Phase] = &[Phase::Request];
 
@@ -25,14 +26,14 @@ fn body(lua: &Lua, function: &str, v: Value) -> mlua::Result<serde_json::Value> 
 /// The request being served, shared rather than copied: the identity calls await (so no borrow
 /// of the state's app data may be held across them), and an `Arc` costs a count, not a copy of
 /// the headers and strings.
-fn request(lua: &Lua, function: &str) -> mlua::Result<Arc<FlowRequest>> {
+fn request(lua: &Lua, function: &str) -> mlua::Result<Arc<HttpRequest>> {
     lua.app_data_ref::<RequestRun>()
         .map(|r| r.request.clone())
         .ok_or_else(|| mlua::Error::runtime(format!("{function} needs a request being served")))
 }
 
 /// The parameters of an authorization-style request: the query of a GET, the form of a POST.
-fn request_params(req: &FlowRequest) -> Vec<(String, String)> {
+fn request_params(req: &HttpRequest) -> Vec<(String, String)> {
     if req.method == "POST" {
         req.form_pairs()
     } else {
@@ -41,7 +42,7 @@ fn request_params(req: &FlowRequest) -> Vec<(String, String)> {
 }
 
 /// A protocol answer as the response a handler returns; pages render through the templates.
-fn into_response(lua: &Lua, id: &Identity, reply: Reply) -> mlua::Result<mlua::AnyUserData> {
+fn into_response(lua: &Lua, id: &Services, reply: Reply) -> mlua::Result<mlua::AnyUserData> {
     let (content_type, body): (&'static str, Bytes) = match &reply.body {
         Body::Json(v) => ("application/json", Bytes::from(serde_json::to_vec(v).map_err(mlua::Error::external)?)),
         Body::Page(name, ctx) => {
@@ -74,7 +75,7 @@ fn into_response(lua: &Lua, id: &Identity, reply: Reply) -> mlua::Result<mlua::A
 }
 
 /// `[auth.oidc_provider] enabled = false` turns the protocol endpoints off.
-fn provider_off(lua: &Lua, id: &Identity) -> mlua::Result<Option<mlua::AnyUserData>> {
+fn provider_off(lua: &Lua, id: &Services) -> mlua::Result<Option<mlua::AnyUserData>> {
     if id.config.auth.oidc_provider.enabled {
         return Ok(None);
     }
@@ -147,7 +148,7 @@ const BINDING_COOKIE: &str = "assay_authz";
 
 /// This browser's binding cookie; with `create`, one is made (and set on the response) when the
 /// browser has none.
-fn binding(lua: &Lua, id: &Identity, create: bool) -> mlua::Result<String> {
+fn binding(lua: &Lua, id: &Services, create: bool) -> mlua::Result<String> {
     let sent = lua
         .app_data_ref::<RequestRun>()
         .and_then(|r| r.request.cookie(&id.config.cookie_name(BINDING_COOKIE)))
@@ -168,7 +169,7 @@ fn binding(lua: &Lua, id: &Identity, create: bool) -> mlua::Result<String> {
 
 /// A cross-site POST carries no `SameSite=Lax` cookie, so the session would be invisible: the
 /// same request again as a GET (a top-level navigation, which does carry them).
-fn as_get(path: &str, req: &FlowRequest) -> Reply {
+fn as_get(path: &str, req: &HttpRequest) -> Reply {
     let pairs = req.form_pairs();
     let mut ser = form_urlencoded::Serializer::new(String::new());
     for (k, v) in &pairs {
@@ -178,7 +179,7 @@ fn as_get(path: &str, req: &FlowRequest) -> Reply {
 }
 
 /// The browser's session, if the request carries a live one.
-async fn browser(lua: &Lua, id: &Identity) -> mlua::Result<Option<(Session, User)>> {
+async fn browser(lua: &Lua, id: &Services) -> mlua::Result<Option<(Session, User)>> {
     super::session::current(lua, id).await
 }
 
@@ -226,18 +227,18 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         } else {
             let session = browser(&lua, &id).await?;
             let bound = binding(&lua, &id, true)?;
-            id.authorize(request_params(&req), session.as_ref(), &bound).await
+            id.provider.authorize(request_params(&req), session.as_ref(), &bound).await
         }
     });
     endpoint!(m, lua, "resume", |lua, id, req| {
         let session = browser(&lua, &id).await?;
         let challenge = req.query_pairs().into_iter().find(|(k, _)| k == "challenge").map(|(_, v)| v).unwrap_or_default();
-        id.resume_authorization(&challenge, session.as_ref()).await
+        id.provider.resume_authorization(&challenge, session.as_ref()).await
     });
-    endpoint!(m, lua, "token", |lua, id, req| { id.token_endpoint(&req, &LuaClaims { lua: lua.clone() }).await });
-    endpoint!(m, lua, "userinfo", |lua, id, req| { id.userinfo(&req, &LuaClaims { lua: lua.clone() }).await });
-    endpoint!(m, lua, "introspect", |lua, id, req| { id.introspect(&req).await });
-    endpoint!(m, lua, "revoke", |lua, id, req| { id.revoke(&req).await });
+    endpoint!(m, lua, "token", |lua, id, req| { id.provider.token_endpoint(&req, &LuaClaims { lua: lua.clone() }).await });
+    endpoint!(m, lua, "userinfo", |lua, id, req| { id.provider.userinfo(&req, &LuaClaims { lua: lua.clone() }).await });
+    endpoint!(m, lua, "introspect", |lua, id, req| { id.provider.introspect(&req).await });
+    endpoint!(m, lua, "revoke", |lua, id, req| { id.provider.revoke(&req).await });
     endpoint!(m, lua, "end_session", |lua, id, req| {
         let mut params = request_params(&req);
         let confirming = req.method == "POST" && params.iter().any(|(k, v)| k == "confirm" && v == "yes");
@@ -249,7 +250,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let confirmed = confirming && matches!(super::session::check_csrf(&lua, &id).await?, Outcome::Ok(true));
             params.retain(|(k, _)| k != "confirm" && k != "csrf_token");
             let csrf = session.as_ref().map(|(s, _)| s.csrf_token.clone());
-            id.end_session(params, session.as_ref(), csrf, confirmed).await
+            id.provider.end_session(params, session.as_ref(), csrf, confirmed).await
         }
     });
     m.set(
@@ -258,7 +259,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let id = identity(&lua, "oidc.login_request", PHASES)?;
             let challenge = challenge_arg("oidc.login_request", challenge)?;
             let bound = binding(&lua, &id, false)?;
-            outcome_lua(&lua, id.login_request(&challenge, &bound).await)
+            outcome_lua(&lua, id.provider.login_request(&challenge, &bound).await)
         })?,
     )?;
     m.set(
@@ -272,7 +273,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                 return Ok(Outcome::Fail("no_session: sign the user in (session.create) before accepting the login".into()));
             };
             let bound = binding(&lua, &id, false)?;
-            outcome(id.accept_login(&challenge, &bound, &session, amr, acr).await)
+            outcome(id.provider.accept_login(&challenge, &bound, &session, amr, acr).await)
         })?,
     )?;
     for (name, stage) in [("reject_login", "the user cancelled the sign-in"), ("reject_consent", "the user denied the request")] {
@@ -284,7 +285,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                 let challenge = challenge_arg(&function, challenge)?;
                 let (error, description) = rejection(opts.as_ref(), stage)?;
                 let bound = binding(&lua, &id, false)?;
-                outcome(id.reject_request(&challenge, &bound, &error, &description).await)
+                outcome(id.provider.reject_request(&challenge, &bound, &error, &description).await)
             })?,
         )?;
     }
@@ -294,7 +295,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let id = identity(&lua, "oidc.consent_request", PHASES)?;
             let challenge = challenge_arg("oidc.consent_request", challenge)?;
             let session = browser(&lua, &id).await?;
-            outcome_lua(&lua, id.consent_request(&challenge, session.as_ref()).await)
+            outcome_lua(&lua, id.provider.consent_request(&challenge, session.as_ref()).await)
         })?,
     )?;
     m.set(
@@ -305,7 +306,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let scopes = opt_field::<Vec<String>>(opts.as_ref(), "scopes")?;
             let remember = opt_field::<bool>(opts.as_ref(), "remember")?.unwrap_or(false);
             let session = browser(&lua, &id).await?;
-            outcome(id.accept_consent(&challenge, session.as_ref(), scopes, remember).await)
+            outcome(id.provider.accept_consent(&challenge, session.as_ref(), scopes, remember).await)
         })?,
     )?;
     m.set(
@@ -313,7 +314,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_async_function(|lua, t: Value| async move {
             let id = identity(&lua, "oidc.create_client", PHASES)?;
             let input = body(&lua, "oidc.create_client", t)?;
-            match outcome(id.create_client(&input).await)? {
+            match outcome(id.clients.create(&input).await)? {
                 Outcome::Ok((client, secret)) => {
                     let mut json = serde_json::to_value(&client).map_err(mlua::Error::external)?;
                     if let (Some(obj), Some(secret)) = (json.as_object_mut(), secret) {
@@ -329,7 +330,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "get_client",
         lua.create_async_function(|lua, client_id: String| async move {
             let id = identity(&lua, "oidc.get_client", crate::lua::READ_PHASES)?;
-            outcome_lua(&lua, id.get_client(&client_id).await)
+            outcome_lua(&lua, id.clients.get(&client_id).await)
         })?,
     )?;
     m.set(
@@ -337,21 +338,21 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_async_function(|lua, (client_id, t): (String, Value)| async move {
             let id = identity(&lua, "oidc.update_client", PHASES)?;
             let input = body(&lua, "oidc.update_client", t)?;
-            outcome_lua(&lua, id.update_client(&client_id, &input).await)
+            outcome_lua(&lua, id.clients.update(&client_id, &input).await)
         })?,
     )?;
     m.set(
         "delete_client",
         lua.create_async_function(|lua, client_id: String| async move {
             let id = identity(&lua, "oidc.delete_client", PHASES)?;
-            outcome(id.delete_client(&client_id).await.map(|_| true))
+            outcome(id.clients.delete(&client_id).await.map(|_| true))
         })?,
     )?;
     m.set(
         "rotate_client_secret",
         lua.create_async_function(|lua, client_id: String| async move {
             let id = identity(&lua, "oidc.rotate_client_secret", PHASES)?;
-            outcome(id.rotate_client_secret(&client_id).await)
+            outcome(id.clients.rotate_secret(&client_id).await)
         })?,
     )?;
     m.set(
@@ -360,7 +361,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let id = identity(&lua, "oidc.list_clients", crate::lua::READ_PHASES)?;
             let limit = page_limit("oidc.list_clients", opts.as_ref())?;
             let cursor = opt_string(opts.as_ref(), "cursor")?;
-            outcome_lua(&lua, id.list_clients(limit, cursor.as_deref()).await)
+            outcome_lua(&lua, id.clients.list(limit, cursor.as_deref()).await)
         })?,
     )?;
     Ok(m)

@@ -9,8 +9,8 @@ use super::{context, identity, opt_field, opt_string, outcome, outcome_lua, page
 use crate::crypto::{constant_time_eq, random_token};
 use crate::identity::sessions::Session;
 use crate::identity::users::User;
-use crate::identity::Identity;
 use crate::lua::{Outcome, Phase, RequestRun};
+use crate::services::Services;
 
 const PHASES: &[Phase] = &[Phase::Request];
 /// The cookie an anonymous visitor's CSRF token is bound to.
@@ -34,7 +34,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let id = identity(&lua, "session.create", PHASES)?;
             let amr = opt_field::<Vec<String>>(opts.as_ref(), "amr")?.unwrap_or_else(|| vec!["pwd".to_string()]);
             let old = request_cookie(&lua, &id.config.session_cookie());
-            let user = match id.get_user(&user_id).await {
+            let user = match id.users.get(&user_id).await {
                 Ok(u) => u,
                 Err(e) => return outcome(Err(e)),
             };
@@ -43,7 +43,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             }
             let entry = crate::identity::audit::Entry::new("login.succeeded").actor(&format!("user:{user_id}")).detail("amr", amr.clone());
             let (token, session) =
-                id.create_session(&user_id, &amr, &context(&lua), old.as_deref(), Some(entry)).await.map_err(mlua::Error::external)?;
+                id.sessions.create(&user_id, &amr, &context(&lua), old.as_deref(), Some(entry)).await.map_err(mlua::Error::external)?;
             started(&lua, &id, &token, session, user)
         })?,
     )?;
@@ -54,9 +54,9 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let Some(old) = request_cookie(&lua, &id.config.session_cookie()) else {
                 return Ok(Outcome::Fail("no_session: the request carries no session".into()));
             };
-            match id.rotate_session(&old, &context(&lua)).await.map_err(mlua::Error::external)? {
+            match id.sessions.rotate(&old, &context(&lua)).await.map_err(mlua::Error::external)? {
                 Some((token, session)) => {
-                    let user = id.get_user(&session.user_id).await.map_err(mlua::Error::external)?;
+                    let user = id.users.get(&session.user_id).await.map_err(mlua::Error::external)?;
                     started(&lua, &id, &token, session, user)
                 }
                 None => Ok(Outcome::Fail("no_session: the request carries no live session".into())),
@@ -69,7 +69,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let id = identity(&lua, "session.logout", PHASES)?;
             let name = id.config.session_cookie();
             if let Some(token) = request_cookie(&lua, &name) {
-                id.revoke_session_by_token(&token).await.map_err(mlua::Error::external)?;
+                id.sessions.revoke_by_token(&token).await.map_err(mlua::Error::external)?;
             }
             clear_session_cookie(&lua, &id)?;
             Ok(true)
@@ -79,14 +79,14 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "revoke",
         lua.create_async_function(|lua, session_id: String| async move {
             let id = identity(&lua, "session.revoke", PHASES)?;
-            outcome(id.revoke_session(&session_id).await.map(|_| true))
+            outcome(id.sessions.revoke(&session_id).await.map(|_| true))
         })?,
     )?;
     m.set(
         "revoke_all",
         lua.create_async_function(|lua, user_id: String| async move {
             let id = identity(&lua, "session.revoke_all", PHASES)?;
-            id.revoke_user_sessions(&user_id).await.map_err(mlua::Error::external)
+            id.sessions.revoke_user(&user_id).await.map_err(mlua::Error::external)
         })?,
     )?;
     m.set(
@@ -96,7 +96,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let limit = page_limit("session.list", opts.as_ref())?;
             let user_id = opt_string(opts.as_ref(), "user_id")?;
             let cursor = opt_string(opts.as_ref(), "cursor")?;
-            outcome_lua(&lua, id.list_sessions(user_id.as_deref(), limit, cursor.as_deref()).await)
+            outcome_lua(&lua, id.sessions.list(user_id.as_deref(), limit, cursor.as_deref()).await)
         })?,
     )?;
     m.set(
@@ -117,7 +117,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                     value
                 }
             };
-            Ok(id.anonymous_csrf_token(&anon))
+            Ok(id.sessions.anonymous_csrf_token(&anon))
         })?,
     )?;
     m.set(
@@ -133,7 +133,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
 /// Whether the request carries this browser's CSRF token (form field `csrf_token` or header
 /// `X-CSRF-Token`): the session's own when there is a session, else the HMAC of the anonymous
 /// `assay_csrf` cookie.
-pub(crate) async fn check_csrf(lua: &Lua, id: &Identity) -> mlua::Result<Outcome<bool>> {
+pub(crate) async fn check_csrf(lua: &Lua, id: &Services) -> mlua::Result<Outcome<bool>> {
     let submitted = {
         let run = lua.app_data_ref::<RequestRun>();
         run.and_then(|r| {
@@ -153,7 +153,7 @@ pub(crate) async fn check_csrf(lua: &Lua, id: &Identity) -> mlua::Result<Outcome
         return Ok(Outcome::Fail("csrf: the CSRF token does not match this session".into()));
     }
     if let Some(anon) = request_cookie(lua, &id.config.cookie_name(CSRF_COOKIE)) {
-        if constant_time_eq(id.anonymous_csrf_token(&anon).as_bytes(), submitted.as_bytes()) {
+        if constant_time_eq(id.sessions.anonymous_csrf_token(&anon).as_bytes(), submitted.as_bytes()) {
             return Ok(Outcome::Ok(true));
         }
     }
@@ -161,12 +161,12 @@ pub(crate) async fn check_csrf(lua: &Lua, id: &Identity) -> mlua::Result<Outcome
 }
 
 /// The request's session, looked up once per request.
-pub(crate) async fn current(lua: &Lua, id: &Identity) -> mlua::Result<Option<(Session, User)>> {
+pub(crate) async fn current(lua: &Lua, id: &Services) -> mlua::Result<Option<(Session, User)>> {
     if let Some(cached) = lua.app_data_ref::<RequestRun>().and_then(|r| r.session.clone()) {
         return Ok(cached);
     }
     let found = match request_cookie(lua, &id.config.session_cookie()) {
-        Some(token) => id.load_session(&token).await.map_err(mlua::Error::external)?,
+        Some(token) => id.sessions.load(&token).await.map_err(mlua::Error::external)?,
         None => None,
     };
     if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
@@ -180,7 +180,7 @@ fn request_cookie(lua: &Lua, name: &str) -> Option<String> {
 }
 
 /// The anonymous CSRF cookie: the one the browser sent, or one set earlier in this request.
-fn anonymous_cookie(lua: &Lua, id: &Identity) -> Option<String> {
+fn anonymous_cookie(lua: &Lua, id: &Services) -> Option<String> {
     let name = id.config.cookie_name(CSRF_COOKIE);
     if let Some(v) = request_cookie(lua, &name) {
         return Some(v);
@@ -196,7 +196,7 @@ fn anonymous_cookie(lua: &Lua, id: &Identity) -> Option<String> {
 }
 
 /// A new session's cookie on the response, and the session as the rest of the request sees it.
-fn started(lua: &Lua, id: &Identity, token: &str, session: Session, user: User) -> mlua::Result<Outcome<Value>> {
+fn started(lua: &Lua, id: &Services, token: &str, session: Session, user: User) -> mlua::Result<Outcome<Value>> {
     let cfg = &id.config.auth.session;
     let set = cookie(id, &cfg.cookie_name, token, Some(cfg.ttl_secs))?;
     let table = session_table(lua, &session, Some(&user))?;
@@ -208,7 +208,7 @@ fn started(lua: &Lua, id: &Identity, token: &str, session: Session, user: User) 
 }
 
 /// Has the response clear the session cookie; the rest of the request sees no session.
-pub(crate) fn clear_session_cookie(lua: &Lua, id: &Identity) -> mlua::Result<()> {
+pub(crate) fn clear_session_cookie(lua: &Lua, id: &Services) -> mlua::Result<()> {
     let clear = cookie(id, &id.config.auth.session.cookie_name, "", Some(0))?;
     if let Some(mut run) = lua.app_data_mut::<RequestRun>() {
         run.cookies.push(clear);
@@ -219,7 +219,7 @@ pub(crate) fn clear_session_cookie(lua: &Lua, id: &Identity) -> mlua::Result<()>
 
 /// `Set-Cookie` with the engine's attributes; `max_age` None is a browser-session cookie.
 /// `name` is the base name: on https it becomes `__Host-<name>` ([`crate::config::Config::cookie_name`]).
-pub(crate) fn cookie(id: &Identity, name: &str, value: &str, max_age: Option<u64>) -> mlua::Result<HeaderValue> {
+pub(crate) fn cookie(id: &Services, name: &str, value: &str, max_age: Option<u64>) -> mlua::Result<HeaderValue> {
     let name = id.config.cookie_name(name);
     let mut s = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if let Some(age) = max_age {

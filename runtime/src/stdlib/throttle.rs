@@ -4,7 +4,6 @@
 use mlua::{Lua, Table};
 
 use super::{identity, opt_string, outcome, outcome_lua, page_limit};
-use crate::identity::throttle;
 use crate::lua::{Outcome, Phase};
 
 const PHASES: &[Phase] = &[Phase::Request];
@@ -19,14 +18,14 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let id = identity(&lua, "throttle.list", crate::lua::READ_PHASES)?;
             let limit = page_limit("throttle.list", opts.as_ref())?;
             let cursor = opt_string(opts.as_ref(), "cursor")?;
-            outcome_lua(&lua, throttle::list(&id, limit, cursor.as_deref()).await)
+            outcome_lua(&lua, id.throttle.list(limit, cursor.as_deref()).await)
         })?,
     )?;
     m.set(
         "clear",
         lua.create_async_function(|lua, key: String| async move {
             let id = identity(&lua, "throttle.clear", PHASES)?;
-            match throttle::clear(&id, &key).await {
+            match id.throttle.clear(&key).await {
                 Ok(true) => Ok(Outcome::Ok(true)),
                 Ok(false) => Ok(Outcome::Fail(format!("not_found: no counter for {key:?}"))),
                 Err(e) => outcome(Err(e)),
@@ -43,7 +42,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             if limit == 0 || !(1..=MAX_WINDOW_SECS).contains(&window_secs) {
                 return Err(mlua::Error::runtime("throttle.hit: limit must be positive and window_secs 1 to 31622400 (a year)"));
             }
-            match throttle::hit(&id, &key, limit, window_secs).await {
+            match id.throttle.hit(&key, limit, window_secs).await {
                 Ok(None) => Ok(Outcome::Ok(true)),
                 Err(e @ crate::identity::IdentityError::Invalid { .. }) => Ok(Outcome::Fail(e.to_string())),
                 Ok(Some(wait)) => Ok(Outcome::Fail(format!("throttled: too many attempts, try again in {wait} seconds"))),

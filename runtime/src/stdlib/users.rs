@@ -24,7 +24,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                 roles: roles(&t)?.unwrap_or_default(),
                 metadata: metadata(&lua, &t)?,
             };
-            let created = id.create_user(new).await;
+            let created = id.users.create(new).await;
             user_outcome(&lua, created)
         })?,
     )?;
@@ -32,7 +32,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "get",
         lua.create_async_function(|lua, user_id: String| async move {
             let id = identity(&lua, "users.get", crate::lua::READ_PHASES)?;
-            let found = id.get_user(&user_id).await;
+            let found = id.users.get(&user_id).await;
             user_outcome(&lua, found)
         })?,
     )?;
@@ -40,7 +40,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "find_by_email",
         lua.create_async_function(|lua, email: String| async move {
             let id = identity(&lua, "users.find_by_email", crate::lua::READ_PHASES)?;
-            let found = id.find_user_by_email(&email).await;
+            let found = id.users.find_by_email(&email).await;
             user_outcome(&lua, found)
         })?,
     )?;
@@ -65,7 +65,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                 metadata: metadata(&lua, &t)?,
                 disabled: t.get("disabled")?,
             };
-            let updated = id.update_user(&user_id, patch).await;
+            let updated = id.users.update(&user_id, patch).await;
             user_outcome(&lua, updated)
         })?,
     )?;
@@ -74,7 +74,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             name,
             lua.create_async_function(move |lua, user_id: String| async move {
                 let id = identity(&lua, if disabled { "users.disable" } else { "users.enable" }, PHASES)?;
-                let updated = id.update_user(&user_id, UserPatch { disabled: Some(disabled), ..UserPatch::default() }).await;
+                let updated = id.users.update(&user_id, UserPatch { disabled: Some(disabled), ..UserPatch::default() }).await;
                 user_outcome(&lua, updated)
             })?,
         )?;
@@ -83,7 +83,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "delete",
         lua.create_async_function(|lua, user_id: String| async move {
             let id = identity(&lua, "users.delete", PHASES)?;
-            outcome(id.delete_user(&user_id).await.map(|_| true))
+            outcome(id.users.delete(&user_id).await.map(|_| true))
         })?,
     )?;
     m.set(
@@ -93,14 +93,14 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let limit = page_limit("users.list", opts.as_ref())?;
             let q = opt_string(opts.as_ref(), "q")?;
             let cursor = opt_string(opts.as_ref(), "cursor")?;
-            outcome_lua(&lua, id.list_users(q.as_deref(), limit, cursor.as_deref()).await)
+            outcome_lua(&lua, id.users.list(q.as_deref(), limit, cursor.as_deref()).await)
         })?,
     )?;
     m.set(
         "set_password",
         lua.create_async_function(|lua, (user_id, password): (String, String)| async move {
             let id = identity(&lua, "users.set_password", PHASES)?;
-            outcome(id.set_password(&user_id, &password).await.map(|_| true))
+            outcome(id.users.set_password(&user_id, &password).await.map(|_| true))
         })?,
     )?;
     m.set(
@@ -110,7 +110,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let email: String = t.get::<Option<String>>("email")?.unwrap_or_default();
             let password: String = t.get::<Option<String>>("password")?.unwrap_or_default();
             let ctx = context(&lua);
-            let user = id.authenticate(&email, &password, &ctx).await;
+            let user = id.users.authenticate(&email, &password, &ctx).await;
             user_outcome(&lua, user)
         })?,
     )?;
@@ -119,7 +119,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_async_function(|lua, (user_id, purpose, ttl): (String, String, Option<u64>)| async move {
             let id = identity(&lua, "users.issue_token", PHASES)?;
             let purpose = parse_purpose("users.issue_token", &purpose)?;
-            outcome(id.issue_token(&user_id, purpose, ttl).await)
+            outcome(id.tokens.issue(&user_id, purpose, ttl).await)
         })?,
     )?;
     // Token and mail after the response, for a user or for nobody: the request does the
@@ -142,7 +142,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             }
             tokio::spawn(async move {
                 let Some(user_id) = user_id else { return };
-                if let Err(e) = id.mail_link(&user_id, &link).await {
+                if let Err(e) = id.tokens.mail_link(&user_id, &link).await {
                     tracing::error!(user = %user_id, purpose = link.purpose.as_str(), error = %e, "link mail was not sent");
                 }
             });
@@ -154,7 +154,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_async_function(|lua, (token, purpose): (String, String)| async move {
             let id = identity(&lua, "users.consume_token", PHASES)?;
             let purpose = parse_purpose("users.consume_token", &purpose)?;
-            let user = id.consume_token(&token, purpose).await;
+            let user = id.tokens.consume(&token, purpose).await;
             user_outcome(&lua, user)
         })?,
     )?;

@@ -45,6 +45,53 @@ macro_rules! with_pool {
     };
 }
 
+/// A connection inside a transaction another service opened, on either backend: how a service
+/// adds its own statements to that transaction without the two knowing each other's tables
+/// (e.g. `identity::sessions::EndHook`).
+pub enum Conn<'a> {
+    Sqlite(&'a mut sqlx::SqliteConnection),
+    Postgres(&'a mut sqlx::PgConnection),
+}
+
+impl<'a> From<&'a mut sqlx::SqliteConnection> for Conn<'a> {
+    fn from(c: &'a mut sqlx::SqliteConnection) -> Self {
+        Conn::Sqlite(c)
+    }
+}
+
+impl<'a> From<&'a mut sqlx::PgConnection> for Conn<'a> {
+    fn from(c: &'a mut sqlx::PgConnection) -> Self {
+        Conn::Postgres(c)
+    }
+}
+
+/// [`with_pool!`] for a [`Conn`]: `$body` compiled once per backend, `$c` the connection.
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::storage::Conn::Sqlite($c) => $body,
+            $crate::storage::Conn::Postgres($c) => $body,
+        }
+    };
+}
+
+/// Turns for write transactions on SQLite, shared by the services that write on hot paths.
+/// SQLite has one writer at a time, and a second one that finds the write lock taken sleeps
+/// in SQLite's busy handler (milliseconds at a time); writers that take turns here queue in
+/// this process without sleeping. PostgreSQL needs no turn.
+#[derive(Clone, Default)]
+pub struct WriteTurns(std::sync::Arc<tokio::sync::Mutex<()>>);
+
+impl WriteTurns {
+    pub async fn take(&self, db: &Db) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match db {
+            Db::Sqlite(_) => Some(self.0.lock().await),
+            Db::Postgres(_) => None,
+        }
+    }
+}
+
 /// A JSON column's value, or a decode error naming the column: a corrupt row is an error, never
 /// an empty value (a `roles` column that does not parse must not read as "no roles").
 pub fn json_column<T: serde::de::DeserializeOwned>(column: &'static str, text: &str) -> Result<T, sqlx::Error> {

@@ -1,13 +1,17 @@
-//! Grants and refresh tokens (`auth.oidc_grants`, `auth.oidc_refresh_tokens`). A grant is one
-//! code exchange; its refresh tokens form a family, each use spending one and minting the next.
-//! Revoking the grant (a replayed code, a reused refresh token, RFC 7009, a logout of a
-//! session-bound grant) ends the whole family and the access tokens that name it.
+//! The grants service: what users granted clients. Grants and refresh tokens
+//! (`auth.oidc_grants`, `auth.oidc_refresh_tokens`): a grant is one code exchange; its refresh
+//! tokens form a family, each use spending one and minting the next. Revoking the grant (a
+//! replayed code, a reused refresh token, RFC 7009, a logout of a session-bound grant) ends the
+//! whole family and the access tokens that name it. And remembered consent
+//! (`auth.oidc_consents`): the scopes a user allowed a client, so the next authorization for
+//! the same or fewer scopes skips the consent page.
 
 use sqlx::Row;
 
+use super::json_text;
 use crate::identity::users::User;
-use crate::identity::{Identity, IdentityError};
-use crate::storage::Timestamp;
+use crate::identity::IdentityError;
+use crate::storage::{Db, Timestamp, WriteTurns};
 use crate::with_pool;
 
 /// A stored refresh token, with its grant's state and its user (read in the same query: a
@@ -29,7 +33,17 @@ pub struct RefreshRecord {
     pub revoked: bool,
 }
 
-impl Identity {
+#[derive(Clone)]
+pub struct Grants {
+    db: Db,
+    turns: WriteTurns,
+}
+
+impl Grants {
+    pub fn new(db: Db, turns: WriteTurns) -> Grants {
+        Grants { db, turns }
+    }
+
     pub async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>, IdentityError> {
         let found = with_pool!(&self.db, pool => {
             match sqlx::query(
@@ -70,9 +84,9 @@ impl Identity {
     }
 
     /// Ends a grant and every refresh token of its family; returns whether it was live.
-    pub async fn revoke_grant(&self, grant_id: &str) -> Result<bool, IdentityError> {
+    pub async fn revoke(&self, grant_id: &str) -> Result<bool, IdentityError> {
         let now = Timestamp::now();
-        let _turn = self.sqlite_write_turn().await;
+        let _turn = self.turns.take(&self.db).await;
         let n = with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query("UPDATE auth.oidc_grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
@@ -123,17 +137,53 @@ impl Identity {
         });
         Ok(())
     }
-}
 
-impl Identity {
-    /// SQLite has one writer at a time, and a second one that finds the write lock taken sleeps
-    /// in SQLite's busy handler (milliseconds at a time). The token endpoint's write
-    /// transactions take turns here instead, queueing in this process without sleeping.
-    /// PostgreSQL needs no turn.
-    pub async fn sqlite_write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.db {
-            crate::storage::Db::Sqlite(_) => Some(self.sqlite_writer.lock().await),
-            crate::storage::Db::Postgres(_) => None,
+    // Remembered consent.
+
+    pub async fn consented_scopes(&self, user_id: &str, client_id: &str) -> Result<Vec<String>, IdentityError> {
+        let row: Option<String> = with_pool!(&self.db, pool => sqlx::query_scalar("SELECT scopes FROM auth.oidc_consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(crate::storage::json_column_opt("oidc_consents.scopes", row)?.unwrap_or_default())
+    }
+
+    pub async fn consent_covers(&self, user_id: &str, client_id: &str, scopes: &[String]) -> Result<bool, IdentityError> {
+        let granted = self.consented_scopes(user_id, client_id).await?;
+        Ok(!granted.is_empty() && scopes.iter().all(|s| granted.contains(s)))
+    }
+
+    /// Adds `scopes` to what the user allowed the client.
+    pub async fn remember_consent(&self, user_id: &str, client_id: &str, scopes: &[String]) -> Result<(), IdentityError> {
+        let mut all = self.consented_scopes(user_id, client_id).await?;
+        for s in scopes {
+            if !all.contains(s) {
+                all.push(s.clone());
+            }
         }
+        let now = Timestamp::now();
+        with_pool!(&self.db, pool => sqlx::query(
+            "INSERT INTO auth.oidc_consents (user_id, client_id, scopes, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at")
+            .bind(user_id)
+            .bind(client_id)
+            .bind(json_text(&all))
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Forgets a user's consent to one client (or to every client).
+    pub async fn revoke_consent(&self, user_id: &str, client_id: Option<&str>) -> Result<u64, IdentityError> {
+        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.oidc_consents WHERE user_id = $1 AND ($2 IS NULL OR client_id = $2)")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n)
     }
 }
