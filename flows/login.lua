@@ -114,8 +114,7 @@ http.route("POST", "/auth/login", function(req)
       ctx.error = "We are very busy right now. Try again in a moment."
       return form(req, ctx, 503):header("Retry-After", errors.retry_after(err))
     elseif code == "throttled" then
-      -- "throttled: try again in N seconds"
-      local secs = tostring(err):match("(%d+)%s*second")
+      local secs = err.retry_after and tostring(err.retry_after)
       if secs then
         ctx.error = "Too many attempts. Try again in " .. secs .. " seconds."
         return form(req, ctx, 429):header("Retry-After", secs)

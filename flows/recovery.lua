@@ -69,7 +69,7 @@ http.route("POST", "/auth/recovery", function(req)
     }, 422)
   end
   local ok, terr = throttle.hit("recovery:ip:" .. req.ip, LIMITS.recovery_per_ip, LIMITS.window_secs)
-  if not ok and tostring(terr):match("^throttled:") then
+  if not ok and errors.code_of(terr) == "throttled" then
     local secs = errors.retry_after(terr, tostring(LIMITS.window_secs))
     return page("recovery.html", {
       csrf_token = session.csrf_token(req),
@@ -82,7 +82,7 @@ http.route("POST", "/auth/recovery", function(req)
 
   local user, ferr = users.find_by_email(email)
   if not user then
-    local code = tostring(ferr):match("^([%w_]+):")
+    local code = errors.code_of(ferr)
     -- An unknown or malformed address gets the same answer as a known one; a broken
     -- database does not.
     if code ~= "not_found" and code ~= "invalid" then error(ferr) end

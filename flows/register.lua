@@ -70,7 +70,7 @@ http.route("POST", "/auth/register", function(req)
   end
 
   local ok, terr = throttle.hit("register:ip:" .. req.ip, LIMITS.registration_per_ip, LIMITS.window_secs)
-  if not ok and tostring(terr):match("^throttled:") then
+  if not ok and errors.code_of(terr) == "throttled" then
     local secs = errors.retry_after(terr, tostring(LIMITS.window_secs))
     ctx.error = "Too many attempts. Try again in " .. secs .. " seconds."
     return form(req, ctx, 429):header("Retry-After", secs)

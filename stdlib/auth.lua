@@ -22,8 +22,16 @@ local function query(opts)
   return "?" .. table.concat(parts, "&")
 end
 
--- One admin API call: the decoded body, or nil, "code: description" (the API's own error,
--- or http_error/bad_json for the transport).
+local errors = require("assay.errors")
+
+-- Errors have the shape every stdlib call's have (assay.errors), with err.status, the HTTP
+-- status, when the API answered.
+local function failure(code, message, status)
+  return errors.new(code, message, { status = status })
+end
+
+-- One admin API call: the decoded body, or nil, err (the API's own error code, or
+-- http_error/bad_json for the transport).
 local function call(c, method, path, body)
   local req = {
     method = method,
@@ -38,11 +46,11 @@ local function call(c, method, path, body)
   local decoded, derr = json.decode(res.body)
   if res.status >= 400 then
     if decoded and type(decoded) == "table" and decoded.error then
-      return nil, tostring(decoded.error) .. ": " .. tostring(decoded.error_description or "")
+      return nil, failure(tostring(decoded.error), tostring(decoded.error_description or ""), res.status)
     end
-    return nil, "http_error: status " .. res.status
+    return nil, failure("http_error", "status " .. res.status, res.status)
   end
-  if decoded == nil then return nil, "bad_json: " .. tostring(derr) end
+  if decoded == nil then return nil, failure("bad_json", tostring(derr and derr.message or derr)) end
   return decoded
 end
 

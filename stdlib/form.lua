@@ -2,6 +2,8 @@
 -- in length before anything looks inside it, and trimming walks the string once from each end
 -- (a pattern such as "^%s*(.-)%s*$" is quadratic in inner whitespace: the review stalled the
 -- engine with one 40 KB login post). Reference: stdlib/form.md.
+local require = ...
+local errors = require("assay.errors")
 local byte, sub, format, gsub = string.byte, string.sub, string.format, string.gsub
 
 local M = {}
@@ -24,7 +26,7 @@ function M.trim(s)
   return sub(s, i, j)
 end
 
--- The trimmed value of `t[name]` ("" when absent), or nil and "too_long: ..." when the raw
+-- The trimmed value of `t[name]` ("" when absent), or nil and a too_long error when the raw
 -- value is longer than `max` bytes: the length is checked before any other work on it.
 function M.value(t, name, max)
   max = max or M.DEFAULT_MAX
@@ -32,7 +34,7 @@ function M.value(t, name, max)
   if v == nil then return "" end
   v = tostring(v)
   if #v > max then
-    return nil, format("too_long: %s is longer than %d bytes", name, max)
+    return nil, errors.new("too_long", format("%s is longer than %d bytes", name, max), { field = name })
   end
   return M.trim(v)
 end

@@ -8,8 +8,8 @@ local present = require("lib.present")
 local nonempty, nullable = present.nonempty, present.nullable
 
 http.route("GET", "/auth/admin/auth/audit", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local page, bad = admin.paging(req)
   if not page then return bad end
   local since, till = nonempty(req.query.since), nonempty(req.query["until"])

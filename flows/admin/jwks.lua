@@ -9,14 +9,14 @@ local admin = require("assay.admin")
 local BASE = "/auth/admin/auth/jwks"
 
 http.route("GET", BASE, function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   return http.json({ keys = jwks.keys() }):header("Cache-Control", "no-store")
 end)
 
 http.route("POST", BASE .. "/rotate", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local alg = "RS256"
   if req.body ~= "" then
     local body, err = req:json()

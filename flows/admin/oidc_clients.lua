@@ -25,8 +25,8 @@ local function secret_answer(t, status)
 end
 
 http.route("GET", BASE, function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local paging, bad = admin.paging(req)
   if not paging then return bad end
   local page, err = oidc.list_clients(paging)
@@ -37,8 +37,8 @@ http.route("GET", BASE, function(req)
 end)
 
 http.route("POST", BASE, function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local body, bad = json_body(req)
   if not body then return bad end
   local client, err = oidc.create_client(body)
@@ -48,16 +48,16 @@ http.route("POST", BASE, function(req)
 end)
 
 http.route("GET", BASE .. "/{client_id}", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local client, err = oidc.get_client(req.params.client_id)
   if not client then return admin.fail(err) end
   return http.json(client):header("Cache-Control", "no-store")
 end)
 
 http.route("PATCH", BASE .. "/{client_id}", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local body, bad = json_body(req)
   if not body then return bad end
   local client, err = oidc.update_client(req.params.client_id, body)
@@ -67,8 +67,8 @@ http.route("PATCH", BASE .. "/{client_id}", function(req)
 end)
 
 http.route("DELETE", BASE .. "/{client_id}", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local done, err = oidc.delete_client(req.params.client_id)
   if not done then return admin.fail(err) end
   audit.append({ action = "oidc_client.delete", actor = who.actor, target = req.params.client_id })
@@ -76,8 +76,8 @@ http.route("DELETE", BASE .. "/{client_id}", function(req)
 end)
 
 http.route("POST", BASE .. "/{client_id}/rotate-secret", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local secret, err = oidc.rotate_client_secret(req.params.client_id)
   if not secret then return admin.fail(err) end
   audit.append({ action = "oidc_client.rotate_secret", actor = who.actor, target = req.params.client_id })

@@ -14,8 +14,8 @@ local BASE = "/auth/admin/auth/sessions"
 local ok, nonempty, nullable = present.ok, present.nonempty, present.nullable
 
 http.route("GET", BASE, function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local page, bad = admin.paging(req)
   if not page then return bad end
   local res, err = session.list({
@@ -28,8 +28,8 @@ http.route("GET", BASE, function(req)
 end)
 
 http.route("DELETE", BASE .. "/{id}", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local done, err = session.revoke(req.params.id)
   if not done then return admin.fail(err) end
   audit.append({ action = "session.revoke", actor = who.actor, target = req.params.id })
@@ -37,8 +37,8 @@ http.route("DELETE", BASE .. "/{id}", function(req)
 end)
 
 http.route("DELETE", BASE, function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local user_id = nonempty(req.query.user_id)
   if not user_id then
     -- Never "revoke everything": the query parameter is required.

@@ -12,8 +12,8 @@ local BASE = "/auth/admin/auth/login-throttles"
 local nullable = present.nullable
 
 http.route("GET", BASE, function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local page, bad = admin.paging(req)
   if not page then return bad end
   local res, err = throttle.list(page)
@@ -22,8 +22,8 @@ http.route("GET", BASE, function(req)
 end)
 
 http.route("DELETE", BASE .. "/{key}", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   -- req.params.key is already percent-decoded ("account:a@b.c").
   local key = req.params.key
   local done, err = throttle.clear(key)

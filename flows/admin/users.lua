@@ -87,8 +87,8 @@ end
 
 -- GET users?q=&limit=&cursor=
 http.route("GET", BASE, function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local page, bad = admin.paging(req)
   if not page then return bad end
   local res, err = users.list({ q = nonempty(req.query.q), limit = page.limit, cursor = page.cursor })
@@ -100,8 +100,8 @@ end)
 
 -- POST users {email, password?, display_name?, email_verified?, roles?, metadata?}
 http.route("POST", BASE, function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local body, bad = body_object(req)
   if not body then return bad end
   local f
@@ -118,8 +118,8 @@ end)
 
 -- GET users/{id}: the user and their sessions
 http.route("GET", BASE .. "/{id}", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local user, err = users.get(req.params.id)
   if not user then return admin.fail(err) end
   local res, serr = session.list({ user_id = user.id })
@@ -133,8 +133,8 @@ end)
 -- PATCH users/{id}: any of email, display_name, email_verified, roles, metadata, disabled,
 -- password. Everything is checked before anything is changed.
 http.route("PATCH", BASE .. "/{id}", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local body, bad = body_object(req)
   if not body then return bad end
   -- null clears the display name; fields_of would drop it as "absent".
@@ -183,8 +183,8 @@ http.route("PATCH", BASE .. "/{id}", function(req)
 end)
 
 http.route("DELETE", BASE .. "/{id}", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local done, err = users.delete(req.params.id)
   if not done then return admin.fail(err) end
   audit.append({ action = "user.delete", actor = who.actor, target = req.params.id })
@@ -193,8 +193,8 @@ end)
 
 -- POST users/{id}/password-reset: mail the user a recovery link.
 http.route("POST", BASE .. "/{id}/password-reset", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local user, err = users.get(req.params.id)
   if not user then return admin.fail(err) end
   local sent, merr = mails.admin_reset(user)
@@ -205,8 +205,8 @@ end)
 
 -- DELETE users/{id}/sessions: sign the user out everywhere.
 http.route("DELETE", BASE .. "/{id}/sessions", function(req)
-  local who, denied = admin.require(req)
-  if not who then return denied end
+  local who, err = admin.require(req)
+  if not who then return admin.fail(err) end
   local user, err = users.get(req.params.id)
   if not user then return admin.fail(err) end
   local n = session.revoke_all(user.id)

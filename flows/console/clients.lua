@@ -71,7 +71,7 @@ http.route("POST", "/auth/console/clients", function(req)
   if form.backchannel_logout_uri ~= "" then input.backchannel_logout_uri = form.backchannel_logout_uri end
   local client, err = oidc.create_client(input)
   if not client then
-    if tostring(err):match("^invalid:") then
+    if errors.code_of(err) == "invalid" then
       return clients_page(req, s, { error = message_of(err), form = form }, 422)
     end
     error(err)

@@ -5,6 +5,7 @@ local json = require("assay.json")
 local jwks = require("assay.jwks")
 local audit = require("assay.audit")
 local console = require("lib.console")
+local errors = require("lib.errors")
 
 local guard, render, actor = console.guard, console.render, console.actor
 
@@ -24,7 +25,7 @@ http.route("POST", "/auth/console/keys/rotate", function(req)
   local alg = req.form.alg or "RS256"
   local kid, err = jwks.rotate(alg)
   if not kid then
-    if tostring(err):match("^invalid:") then return http.redirect("/auth/console/keys?error=bad-alg", 303) end
+    if errors.code_of(err) == "invalid" then return http.redirect("/auth/console/keys?error=bad-alg", 303) end
     error(err)
   end
   audit.append({ action = "jwks.rotate", actor = actor(s), target = kid, details = { alg = alg } })

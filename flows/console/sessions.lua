@@ -52,7 +52,7 @@ http.route("POST", "/auth/console/sessions/{id}/revoke", function(req)
   local back = console.safe_back(req.form.back) or "/auth/console/sessions"
   local done, err = session.revoke(req.params.id)
   if not done then
-    if tostring(err):match("^not_found:") then
+    if errors.code_of(err) == "not_found" then
       return http.redirect(with_query(back, "error=session-gone"), 303)
     end
     error(err)

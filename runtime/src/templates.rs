@@ -25,6 +25,22 @@ pub enum TemplateError {
     Render(String),
 }
 
+impl TemplateError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            TemplateError::NotFound(_) => "not_found",
+            TemplateError::Render(_) => "render_error",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            TemplateError::NotFound(name) => format!("no template named {name:?}"),
+            TemplateError::Render(why) => why.clone(),
+        }
+    }
+}
+
 impl Templates {
     pub fn new(override_dir: Option<&Path>) -> Templates {
         let mut env = Environment::new();

@@ -107,7 +107,7 @@ http.route("GET", "/auth/test/sign", function(req)
 end)
 http.route("GET", "/auth/test/verify", function(req)
   local claims, err = jwt.verify(req.query.token, { issuer = "test" })
-  if not claims then return http.text(err, 401) end
+  if not claims then return http.text(tostring(err), 401) end
   return http.text("ok " .. claims.sub)
 end)
 "#,

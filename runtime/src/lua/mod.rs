@@ -12,6 +12,7 @@
 //! handler closures (`sandbox::Vm::cache_handlers`, ARCHITECTURE.md "Lua states"). No value set
 //! by one request can be seen by the next.
 
+pub mod failure;
 pub mod flows;
 pub mod patterns;
 pub mod request;
@@ -28,6 +29,7 @@ use crate::config::Config;
 pub use crate::request::HttpRequest;
 use crate::storage::Db;
 use crate::templates::Templates;
+pub use failure::Failure;
 pub use flows::{FlowError, FlowSource, LibSources, RouteEntry, RouteMatch, RouteTable};
 pub use request::RequestRun;
 use sandbox::Vm;
@@ -406,10 +408,11 @@ pub fn shared(lua: &Lua) -> mlua::Result<Arc<Shared>> {
 }
 
 /// What a stdlib call that can fail on its input or on the world returns: the value alone on
-/// success, `nil, "code: message"` on failure (misuse raises instead; see STYLE.md).
+/// success, `nil, err` on failure, `err` a [`Failure`] table (misuse raises instead; see
+/// STYLE.md).
 pub enum Outcome<T> {
     Ok(T),
-    Fail(String),
+    Fail(Failure),
 }
 
 impl<T: mlua::IntoLua> mlua::IntoLuaMulti for Outcome<T> {
@@ -421,9 +424,9 @@ impl<T: mlua::IntoLua> mlua::IntoLuaMulti for Outcome<T> {
     }
 }
 
-/// `nil, "code: message"`.
+/// `nil, err` with `err.code` and `err.message`.
 pub fn fail<T>(code: &str, message: impl std::fmt::Display) -> mlua::Result<Outcome<T>> {
-    Ok(Outcome::Fail(format!("{code}: {message}")))
+    Ok(Outcome::Fail(Failure::new(code, message.to_string())))
 }
 
 #[cfg(test)]

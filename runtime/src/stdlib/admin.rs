@@ -7,7 +7,8 @@ use mlua::{AnyUserData, Lua, Table, Value};
 
 use super::{identity, session, to_lua};
 use crate::crypto::{constant_time_eq, sha256_hex};
-use crate::lua::{require_phase, Outcome, Phase, RequestRun};
+use crate::identity::error::ErrorCode;
+use crate::lua::{require_phase, Failure, Outcome, Phase, RequestRun};
 use crate::services::Services;
 use crate::with_pool;
 
@@ -21,7 +22,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let id = identity(&lua, "admin.authenticate", PHASES)?;
             match authenticate(&lua, &id).await? {
                 Ok(principal) => Ok(Outcome::Ok(principal)),
-                Err((_, e)) => Ok(Outcome::Fail(e)),
+                Err(f) => Ok(Outcome::Fail(f)),
             }
         })?,
     )?;
@@ -30,37 +31,28 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_async_function(|lua, _req: Value| async move {
             let id = identity(&lua, "admin.require", PHASES)?;
             let mut answer = authenticate(&lua, &id).await?;
-            // A browser sends its session cookie along on any request, so a change made with a
-            // session (not an API key) must also carry the CSRF token: checked here, once, for
-            // every admin endpoint.
             // A body is JSON and says so: a form or text/plain POST is what a cross-site page can
             // send without a CORS preflight, so the API never reads one.
             if answer.is_ok() {
                 if let Some(refusal) = non_json_body(&lua) {
-                    answer = Err((415, refusal));
+                    answer = Err(refusal);
                 }
             }
+            // A browser sends its session cookie along on any request, so a change made with a
+            // session (not an API key) must also carry the CSRF token: checked here, once, for
+            // every admin endpoint.
             if let Ok(Value::Table(principal)) = &answer {
                 let changes = lua.app_data_ref::<RequestRun>().is_some_and(|r| !matches!(r.request.method.as_str(), "GET" | "HEAD"));
                 if changes && principal.get::<String>("kind")? == "session" {
                     if let Outcome::Fail(_) = session::check_csrf(&lua, &id).await? {
-                        answer = Err((403, "csrf: missing or wrong X-CSRF-Token header".into()));
+                        answer = Err(Failure::new("csrf", "missing or wrong X-CSRF-Token header"));
                     }
                 }
             }
-            match answer {
-                Ok(principal) => Ok((principal, Value::Nil)),
-                Err((status, e)) => {
-                    let (code, description) = e.split_once(": ").unwrap_or(("unauthorized", e.as_str()));
-                    let resp = error(&lua, status, code, description)?;
-                    if status == 401 {
-                        resp.borrow_mut::<crate::lua::FlowResponse>()?
-                            .headers
-                            .push((http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"assay admin\"")));
-                    }
-                    Ok((Value::Nil, Value::UserData(resp)))
-                }
-            }
+            Ok(match answer {
+                Ok(principal) => Outcome::Ok(principal),
+                Err(f) => Outcome::Fail(f),
+            })
         })?,
     )?;
     m.set(
@@ -78,38 +70,51 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     )?;
     m.set(
         "fail",
-        lua.create_function(|lua, err: String| {
-            let (code, description) = err.split_once(": ").unwrap_or(("server_error", err.as_str()));
-            let status = match code {
-                "invalid" | "invalid_field" | "weak_password" => 422,
-                "invalid_request" | "bad_json" => 400,
-                "conflict" => 409,
-                "not_found" => 404,
-                "unauthorized" | "invalid_credentials" | "no_session" => 401,
-                "forbidden" | "csrf" | "disabled" => 403,
-                "invalid_token" => 400,
-                "throttled" => 429,
-                "mail_error" => 502,
-                "busy" => 503,
-                _ => 500,
-            };
-            let code = match code {
-                "invalid" => "invalid_field",
-                "bad_json" => "invalid_request",
-                other => other,
-            };
-            let resp = error(lua, status, code, description)?;
-            // "try again in N seconds" (throttled, busy) is also said the way clients read it.
-            if status == 429 || status == 503 {
-                let secs = description.split_whitespace().rev().find_map(|w| w.parse::<u64>().ok()).unwrap_or(1);
-                if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
-                    resp.borrow_mut::<crate::lua::FlowResponse>()?.headers.push((http::header::RETRY_AFTER, v));
-                }
-            }
-            Ok(resp)
+        lua.create_function(|lua, err: Value| {
+            let f = Failure::from_lua_value(&err).ok_or_else(|| {
+                mlua::Error::runtime(format!("admin.fail: expected an error from a stdlib call, got a {}", err.type_name()))
+            })?;
+            fail_response(lua, &f)
         })?,
     )?;
     Ok(m)
+}
+
+/// The JSON answer to a failure: its code's status, the code (`invalid` as `invalid_field`,
+/// `bad_json` as `invalid_request`, the API's names), the message, and `Retry-After` from the
+/// failure's details. `WWW-Authenticate` on a 401.
+fn fail_response(lua: &Lua, f: &Failure) -> mlua::Result<AnyUserData> {
+    let status = status_of(&f.code);
+    let code = match f.code.as_str() {
+        "invalid" => "invalid_field",
+        "bad_json" => "invalid_request",
+        "internal" => "server_error",
+        other => other,
+    };
+    let resp = error(lua, status, code, &f.message)?;
+    {
+        let mut r = resp.borrow_mut::<crate::lua::FlowResponse>()?;
+        if status == 429 || status == 503 {
+            let secs = f.retry_after().unwrap_or(1);
+            if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+                r.headers.push((http::header::RETRY_AFTER, v));
+            }
+        }
+        if status == 401 {
+            r.headers.push((http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"assay admin\"")));
+        }
+    }
+    Ok(resp)
+}
+
+/// The status of a failure code: the typed codes' own, and the few the admin API adds.
+fn status_of(code: &str) -> u16 {
+    match code {
+        "invalid_field" | "weak_password" => 422,
+        "invalid_request" => 400,
+        "unsupported_media_type" => 415,
+        other => ErrorCode::parse(other).map_or(500, ErrorCode::status),
+    }
 }
 
 /// `admin.paging(req)`: the request's `limit` and `cursor` query parameters as list options
@@ -140,7 +145,7 @@ fn paging(lua: &Lua) -> mlua::Result<(Value, Value)> {
 }
 
 /// Why the request's body is refused, when it has one that is not `application/json`.
-fn non_json_body(lua: &Lua) -> Option<String> {
+fn non_json_body(lua: &Lua) -> Option<Failure> {
     let run = lua.app_data_ref::<RequestRun>()?;
     if run.request.body.is_empty() {
         return None;
@@ -152,9 +157,9 @@ fn non_json_body(lua: &Lua) -> Option<String> {
     if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
         return None;
     }
-    Some(format!(
-        "unsupported_media_type: the body must be application/json (it was {:?})",
-        if ct.is_empty() { "none" } else { ct.as_str() }
+    Some(Failure::new(
+        "unsupported_media_type",
+        format!("the body must be application/json (it was {:?})", if ct.is_empty() { "none" } else { ct.as_str() }),
     ))
 }
 
@@ -165,12 +170,12 @@ fn error(lua: &Lua, status: u16, code: &str, description: &str) -> mlua::Result<
     super::http::json_response(lua, status, &body)
 }
 
-/// The principal, or the status and `code: message` to refuse with.
-async fn authenticate(lua: &Lua, id: &Services) -> mlua::Result<Result<Value, (u16, String)>> {
+/// The principal, or the failure to refuse with.
+async fn authenticate(lua: &Lua, id: &Services) -> mlua::Result<Result<Value, Failure>> {
     let authorization = lua.app_data_ref::<RequestRun>().and_then(|r| r.request.header("authorization"));
     if let Some(header) = authorization {
         let Some(key) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim) else {
-            return Ok(Err((401, "unauthorized: the Authorization header must be `Bearer <admin API key>`".into())));
+            return Ok(Err(Failure::new("unauthorized", "the Authorization header must be `Bearer <admin API key>`")));
         };
         return match api_key_name(id, key).await? {
             Some(name) => {
@@ -179,7 +184,7 @@ async fn authenticate(lua: &Lua, id: &Services) -> mlua::Result<Result<Value, (u
                 t.set("actor", format!("api_key:{name}"))?;
                 Ok(Ok(Value::Table(t)))
             }
-            None => Ok(Err((401, "unauthorized: the admin API key is not valid".into()))),
+            None => Ok(Err(Failure::new("unauthorized", "the admin API key is not valid"))),
         };
     }
     match session::current(lua, id).await? {
@@ -191,8 +196,8 @@ async fn authenticate(lua: &Lua, id: &Services) -> mlua::Result<Result<Value, (u
             t.set("session", session::session_table(lua, &s, None)?)?;
             Ok(Ok(Value::Table(t)))
         }
-        Some(_) => Ok(Err((403, "forbidden: this account does not have the admin role".into()))),
-        None => Ok(Err((401, "unauthorized: send Authorization: Bearer <admin API key>, or sign in as an administrator".into()))),
+        Some(_) => Ok(Err(Failure::new("forbidden", "this account does not have the admin role"))),
+        None => Ok(Err(Failure::new("unauthorized", "send Authorization: Bearer <admin API key>, or sign in as an administrator"))),
     }
 }
 

@@ -35,12 +35,15 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "query",
         lua.create_async_function(|lua, opts: Option<Table>| async move {
             let id = identity(&lua, "audit.query", crate::lua::READ_PHASES)?;
-            let time = |key: &str| -> mlua::Result<Result<Option<Timestamp>, String>> {
+            let time = |key: &str| -> mlua::Result<Result<Option<Timestamp>, crate::lua::Failure>> {
                 Ok(match opt_string(opts.as_ref(), key)? {
                     None => Ok(None),
                     Some(s) => match chrono::DateTime::parse_from_rfc3339(&s) {
                         Ok(t) => Ok(Some(Timestamp(t.to_utc()))),
-                        Err(_) => Err(format!("invalid: {key}: {s:?} is not an RFC 3339 time (2026-01-31T12:00:00Z)")),
+                        Err(_) => {
+                            Err(crate::lua::Failure::new("invalid", format!("{key}: {s:?} is not an RFC 3339 time (2026-01-31T12:00:00Z)"))
+                                .detail("field", key))
+                        }
                     },
                 })
             };
@@ -52,7 +55,12 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                 None => None,
                 Some(c) => match c.parse::<i64>() {
                     Ok(n) => Some(n),
-                    Err(_) => return Ok(Outcome::Fail(format!("invalid: cursor: {c:?} is not a cursor from a previous page"))),
+                    Err(_) => {
+                        return Ok(Outcome::Fail(crate::lua::Failure::new(
+                            "invalid",
+                            format!("cursor: {c:?} is not a cursor from a previous page"),
+                        )))
+                    }
                 },
             };
             let q = Query {

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod crypto;
 pub mod env;
+pub mod errors;
 pub mod http;
 pub mod json;
 pub mod jwks;
@@ -26,7 +27,7 @@ use mlua::{Function, Lua, Table, Value};
 use rust_embed::RustEmbed;
 
 use crate::identity::{Context, IdentityError};
-use crate::lua::{require_phase, shared, LibSources, Outcome, Phase, RequestRun};
+use crate::lua::{require_phase, shared, Failure, LibSources, Outcome, Phase, RequestRun};
 use crate::services::Services;
 
 #[derive(RustEmbed)]
@@ -44,6 +45,7 @@ const RUST_MODULES: &[(&str, Builder)] = &[
     ("assay.json", json::module),
     ("assay.crypto", crypto::module),
     ("assay.env", env::module),
+    ("assay.errors", errors::module),
     ("assay.users", users::module),
     ("assay.password", password::module),
     ("assay.session", session::module),
@@ -79,14 +81,20 @@ pub(crate) fn context(lua: &Lua) -> Context {
     }
 }
 
-/// An identity result for Lua: the value, `nil, "code: message"` for an operational failure,
-/// or a raised error for an engine fault (a 500 with the cause in the log).
+/// An identity result for Lua: the value, `nil, err` for an operational failure (its code,
+/// message and details), or a raised error for an engine fault (a 500 with the cause in the
+/// log).
 pub(crate) fn outcome<T>(r: Result<T, IdentityError>) -> mlua::Result<Outcome<T>> {
     match r {
         Ok(v) => Ok(Outcome::Ok(v)),
-        Err(e) if e.is_operational() => Ok(Outcome::Fail(e.to_string())),
+        Err(e) if e.is_operational() => Ok(Outcome::Fail(failure(&e))),
         Err(e) => Err(mlua::Error::external(e)),
     }
+}
+
+/// An identity error as the Lua failure: typed code, the person's message, the details.
+pub(crate) fn failure(e: &IdentityError) -> Failure {
+    Failure { code: e.code().as_str().to_string(), message: e.message(), details: e.details() }
 }
 
 /// Any serializable value as a Lua value (through JSON, so arrays stay arrays).

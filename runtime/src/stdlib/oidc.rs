@@ -270,7 +270,10 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let amr = opt_field::<Vec<String>>(opts.as_ref(), "amr")?;
             let acr = opt_string(opts.as_ref(), "acr")?;
             let Some(session) = browser(&lua, &id).await? else {
-                return Ok(Outcome::Fail("no_session: sign the user in (session.create) before accepting the login".into()));
+                return Ok(Outcome::Fail(crate::lua::Failure::new(
+                    "no_session",
+                    "sign the user in (session.create) before accepting the login",
+                )));
             };
             let bound = binding(&lua, &id, false)?;
             outcome(id.provider.accept_login(&challenge, &bound, &session, amr, acr).await)

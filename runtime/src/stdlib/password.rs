@@ -16,7 +16,10 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let id = identity(&lua, "password.hash", PHASES)?;
             let plain = plain.to_str()?.to_string();
             if plain.len() > crate::identity::password::MAX_PASSWORD_BYTES {
-                return Ok(Outcome::Fail(format!("weak_password: use at most {} bytes", crate::identity::password::MAX_PASSWORD_BYTES)));
+                return Ok(Outcome::Fail(crate::lua::Failure::new(
+                    "weak_password",
+                    format!("use at most {} bytes", crate::identity::password::MAX_PASSWORD_BYTES),
+                )));
             }
             outcome(id.hasher.hash(&plain).await)
         })?,

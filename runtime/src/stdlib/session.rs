@@ -24,7 +24,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let id = identity(&lua, "session.load", PHASES)?;
             match current(&lua, &id).await? {
                 Some((s, u)) => Ok(Outcome::Ok(session_table(&lua, &s, Some(&u))?)),
-                None => Ok(Outcome::Fail("no_session: the request carries no live session".into())),
+                None => Ok(Outcome::Fail(crate::lua::Failure::new("no_session", "the request carries no live session"))),
             }
         })?,
     )?;
@@ -39,7 +39,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                 Err(e) => return outcome(Err(e)),
             };
             if user.disabled {
-                return Ok(Outcome::Fail("disabled: this account is disabled".into()));
+                return Ok(Outcome::Fail(crate::lua::Failure::new("disabled", "this account is disabled")));
             }
             let entry = crate::identity::audit::Entry::new("login.succeeded").actor(&format!("user:{user_id}")).detail("amr", amr.clone());
             let (token, session) =
@@ -52,14 +52,14 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_async_function(|lua, _req: Value| async move {
             let id = identity(&lua, "session.rotate", PHASES)?;
             let Some(old) = request_cookie(&lua, &id.config.session_cookie()) else {
-                return Ok(Outcome::Fail("no_session: the request carries no session".into()));
+                return Ok(Outcome::Fail(crate::lua::Failure::new("no_session", "the request carries no session")));
             };
             match id.sessions.rotate(&old, &context(&lua)).await.map_err(mlua::Error::external)? {
                 Some((token, session)) => {
                     let user = id.users.get(&session.user_id).await.map_err(mlua::Error::external)?;
                     started(&lua, &id, &token, session, user)
                 }
-                None => Ok(Outcome::Fail("no_session: the request carries no live session".into())),
+                None => Ok(Outcome::Fail(crate::lua::Failure::new("no_session", "the request carries no live session"))),
             }
         })?,
     )?;
@@ -141,7 +141,7 @@ pub(crate) async fn check_csrf(lua: &Lua, id: &Services) -> mlua::Result<Outcome
         })
     };
     let Some(submitted) = submitted.filter(|s| !s.is_empty()) else {
-        return Ok(Outcome::Fail("csrf: the request carries no CSRF token".into()));
+        return Ok(Outcome::Fail(crate::lua::Failure::new("csrf", "the request carries no CSRF token")));
     };
     // With a session, only that session's token counts. The anonymous token is a MAC of a
     // cookie, and a cookie can be planted by a same-site attacker who fetched the matching
@@ -150,14 +150,14 @@ pub(crate) async fn check_csrf(lua: &Lua, id: &Services) -> mlua::Result<Outcome
         if constant_time_eq(s.csrf_token.as_bytes(), submitted.as_bytes()) {
             return Ok(Outcome::Ok(true));
         }
-        return Ok(Outcome::Fail("csrf: the CSRF token does not match this session".into()));
+        return Ok(Outcome::Fail(crate::lua::Failure::new("csrf", "the CSRF token does not match this session")));
     }
     if let Some(anon) = request_cookie(lua, &id.config.cookie_name(CSRF_COOKIE)) {
         if constant_time_eq(id.sessions.anonymous_csrf_token(&anon).as_bytes(), submitted.as_bytes()) {
             return Ok(Outcome::Ok(true));
         }
     }
-    Ok(Outcome::Fail("csrf: the CSRF token does not match this browser".into()))
+    Ok(Outcome::Fail(crate::lua::Failure::new("csrf", "the CSRF token does not match this browser")))
 }
 
 /// The request's session, looked up once per request.

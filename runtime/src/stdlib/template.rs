@@ -16,8 +16,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             };
             match shared(lua)?.templates.render(&name, &ctx) {
                 Ok(html) => Ok(Outcome::Ok(html)),
-                // TemplateError's text already starts with its code word (not_found, render_error).
-                Err(e) => Ok(Outcome::Fail(e.to_string())),
+                Err(e) => Ok(Outcome::Fail(crate::lua::Failure::new(e.code(), e.message()))),
             }
         })?,
     )?;

@@ -27,7 +27,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let id = identity(&lua, "throttle.clear", PHASES)?;
             match id.throttle.clear(&key).await {
                 Ok(true) => Ok(Outcome::Ok(true)),
-                Ok(false) => Ok(Outcome::Fail(format!("not_found: no counter for {key:?}"))),
+                Ok(false) => Ok(Outcome::Fail(crate::lua::Failure::new("not_found", format!("no counter for {key:?}")))),
                 Err(e) => outcome(Err(e)),
             }
         })?,
@@ -44,8 +44,10 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             }
             match id.throttle.hit(&key, limit, window_secs).await {
                 Ok(None) => Ok(Outcome::Ok(true)),
-                Err(e @ crate::identity::IdentityError::Invalid { .. }) => Ok(Outcome::Fail(e.to_string())),
-                Ok(Some(wait)) => Ok(Outcome::Fail(format!("throttled: too many attempts, try again in {wait} seconds"))),
+                Err(e @ crate::identity::IdentityError::Invalid { .. }) => Ok(Outcome::Fail(super::failure(&e))),
+                Ok(Some(wait)) => {
+                    Ok(Outcome::Fail(crate::lua::Failure::new("throttled", format!("too many attempts, try again in {wait} seconds"))))
+                }
                 Err(e) => outcome(Err(e)),
             }
         })?,
