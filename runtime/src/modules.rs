@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::storage::Db;
 
 /// Modules this build knows. (`auth` is compiled in once; only its switch varies.)
-pub const KNOWN: &[&str] = &["auth"];
+pub use crate::config::MODULES as KNOWN;
 
 /// How often each engine re-reads `engine.modules`.
 pub const REFRESH: Duration = Duration::from_secs(2);
