@@ -153,6 +153,7 @@ fn main() -> Res<()> {
     let config = Config::defaults();
     let memory_limit = (config.flows.memory_limit_mb as usize).saturating_mul(1024 * 1024);
     let shared = Arc::new(Shared {
+        bindings: assay::stdlib::BINDINGS,
         config: Arc::new(config),
         templates: Templates::new(None),
         db: None,
@@ -380,6 +381,7 @@ fn main() -> Res<()> {
     std::fs::write(flows_dir.path().join("bench.lua"), FLOW)?;
     let host_config = Config::from_toml_str(&format!("[flows]\ndir = {:?}\n", flows_dir.path().display().to_string()), None)?;
     let host_shared = Arc::new(Shared {
+        bindings: assay::stdlib::BINDINGS,
         config: Arc::new(host_config),
         templates: Templates::new(None),
         db: None,

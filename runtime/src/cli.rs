@@ -145,6 +145,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
         Command::Run { script, args } => {
             let source = std::fs::read_to_string(&script).map_err(|e| format!("cannot read {}: {e}", script.display()))?;
             let shared = Arc::new(Shared {
+                bindings: crate::stdlib::BINDINGS,
                 templates: Templates::new(config.templates.dir.as_deref()),
                 config: Arc::new(config),
                 db: None,

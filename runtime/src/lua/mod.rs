@@ -12,6 +12,7 @@
 //! handler closures (`sandbox::Vm::cache_handlers`, ARCHITECTURE.md "Lua states"). No value set
 //! by one request can be seen by the next.
 
+pub mod budget;
 pub mod failure;
 pub mod flows;
 pub mod patterns;
@@ -67,8 +68,24 @@ impl Phase {
     }
 }
 
+/// What the host needs of the `assay.*` bindings, handed in by whoever builds the host
+/// (`stdlib::BINDINGS`). The bindings sit above the host: they use its types and it reaches
+/// them only through these four functions, so the two do not import each other.
+#[derive(Clone, Copy)]
+pub struct Bindings {
+    /// The sandbox's `require`, which serves the `assay.*` modules and the flow libraries.
+    pub require: fn(&Lua) -> mlua::Result<Function>,
+    /// The metatable of the request table a handler receives (its lazy fields).
+    pub request_metatable: fn(&Lua) -> mlua::Result<mlua::Table>,
+    /// A handler's return value as a response.
+    pub response_from: fn(&Lua, Value) -> mlua::Result<FlowResponse>,
+    /// An operator script's `env` global.
+    pub script_env: fn(&Lua) -> mlua::Result<mlua::Table>,
+}
+
 /// What every stdlib function may reach, shared by all states.
 pub struct Shared {
+    pub bindings: Bindings,
     pub config: Arc<Config>,
     pub templates: Templates,
     pub db: Option<Db>,
@@ -97,7 +114,7 @@ pub enum RunError {
 
 pub struct LuaHost {
     shared: Arc<Shared>,
-    flows: Vec<FlowSource>,
+    pub(crate) flows: Vec<FlowSource>,
     /// Per flow, the routes its top level registered at start-up, by ordinal: a state that
     /// runs the top level again must find the same ones.
     flow_routes: Vec<Vec<(String, String)>>,
@@ -105,7 +122,7 @@ pub struct LuaHost {
     pool: Mutex<Vec<Vm>>,
     hooks: Arc<HookSources>,
     libs: Arc<LibSources>,
-    budget: Duration,
+    pub(crate) budget: Duration,
     memory_limit: usize,
     pool_size: usize,
 }
@@ -200,7 +217,7 @@ impl LuaHost {
         &self.flows
     }
 
-    fn new_vm(&self) -> mlua::Result<Vm> {
+    pub(crate) fn new_vm(&self) -> mlua::Result<Vm> {
         let vm = Vm::new(self.shared.clone(), self.memory_limit)?;
         vm.lua.set_app_data(self.hooks.clone());
         vm.lua.set_app_data(self.libs.clone());
@@ -262,7 +279,7 @@ impl LuaHost {
 
     /// Runs a flow's top level once in this state (phase load, its own fresh environment) and
     /// keeps its handlers if they reach no mutable state (see `Vm::cache_handlers`).
-    async fn load_handlers(&self, vm: &mut Vm, index: usize) -> mlua::Result<()> {
+    pub(crate) async fn load_handlers(&self, vm: &mut Vm, index: usize) -> mlua::Result<()> {
         let flow = &self.flows[index];
         let chunk = vm.chunk(index, &flow.name, &flow.source)?;
         let env = vm.fresh_env()?;
@@ -336,7 +353,7 @@ impl LuaHost {
             }
         };
         let run = lua.remove_app_data::<RequestRun>();
-        let mut resp = crate::stdlib::http::response_from(&lua, ret?)?;
+        let mut resp = (self.shared.bindings.response_from)(&lua, ret?)?;
         // Cookies the stdlib set while serving (a new session, a CSRF cookie) go on whatever
         // response the handler returned.
         if let Some(run) = run {
@@ -348,11 +365,12 @@ impl LuaHost {
     /// Runs an operator script (`assay-engine run`) with `env` and `arg` as globals.
     pub async fn run_script(shared: Arc<Shared>, name: &str, source: &str, args: &[String]) -> Result<(), RunError> {
         let memory = shared.config.flows.memory_limit_bytes();
+        let script_env = shared.bindings.script_env;
         let vm = Vm::new(shared, memory).map_err(|e| RunError::Lua(e.to_string()))?;
         vm.set_phase(Phase::Script);
         let env = vm.fresh_env().map_err(|e| RunError::Lua(e.to_string()))?;
         let setup = || -> mlua::Result<Function> {
-            env.raw_set("env", crate::stdlib::env::module(&vm.lua)?)?;
+            env.raw_set("env", script_env(&vm.lua)?)?;
             let arg = vm.lua.create_sequence_from(args.iter().cloned())?;
             arg.raw_set(0, name)?;
             env.raw_set("arg", arg)?;
@@ -427,33 +445,4 @@ impl<T: mlua::IntoLua> mlua::IntoLuaMulti for Outcome<T> {
 /// `nil, err` with `err.code` and `err.message`.
 pub fn fail<T>(code: &str, message: impl std::fmt::Display) -> mlua::Result<Outcome<T>> {
     Ok(Outcome::Fail(Failure::new(code, message.to_string())))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-
-    /// The bundled flows a request hits most keep their handlers in each state (no top-level
-    /// re-run per request), and one with a file-level table does not.
-    #[tokio::test]
-    async fn which_bundled_flows_are_kept() {
-        let config = Config::from_toml_str("", None).expect("config");
-        let shared = Arc::new(Shared {
-            config: Arc::new(config),
-            templates: Templates::new(None),
-            db: None,
-            client: reqwest::Client::new(),
-            identity: None,
-        });
-        let host = LuaHost::new(shared).await.expect("host");
-        let mut vm = host.new_vm().expect("vm");
-        for (name, kept) in [("oidc.lua", true), ("hello.lua", true), ("login.lua", false)] {
-            let index = host.flows.iter().position(|f| f.name == name).expect(name);
-            vm.start_budget(Instant::now() + host.budget);
-            host.load_handlers(&mut vm, index).await.expect("load");
-            vm.stop_budget();
-            assert_eq!(matches!(vm.handlers(index), Some(Some(_))), kept, "{name}");
-        }
-    }
 }

@@ -4,7 +4,7 @@
 //! Why: the instruction hook that enforces the budget never fires inside a C function, and a
 //! pattern such as `("(.-)"):rep(8) .. "x"` (or a `trim` on a long run of spaces) can keep
 //! `string.match` busy for minutes. This port counts its steps and, every [`CHECK_EVERY`] of
-//! them, asks the running flow's [`Budget`](super::sandbox::Budget) whether time is up.
+//! them, asks the running flow's [`Budget`](super::budget::Budget) whether time is up.
 //! Everything else (the order in which alternatives are tried, the recursion limit, the error
 //! messages) follows the C code line by line, so flows see the same results; the differential
 //! tests in `patterns_tests.rs` compare the two on a large table of cases.
@@ -73,7 +73,7 @@ impl<'a> Matcher<'a> {
         self.total += self.steps;
         self.steps = 0;
         if let Some(lua) = self.lua {
-            super::sandbox::check_budget(lua)?;
+            super::budget::check_budget(lua)?;
         }
         if self.total >= self.inline_limit {
             return Err(mlua::Error::external(GaveUp));

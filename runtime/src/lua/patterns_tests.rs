@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use mlua::Lua;
 
-use crate::lua::sandbox::{Budget, BUDGET_EXCEEDED};
+use crate::lua::budget::{Budget, BUDGET_EXCEEDED};
 
 /// Defined in both states: `S(...)` serialises a `pcall`'s results, `G(...)` collects a gmatch.
 const HELPERS: &str = r##"
@@ -303,9 +303,7 @@ fn same_results_on_generated_cases() {
 fn budgeted(after: Duration) -> Lua {
     let lua = Lua::new();
     super::super::strfns::install(&lua).unwrap();
-    let mut budget = Budget::default();
-    budget.deadline = Some(Instant::now() + after);
-    lua.set_app_data(budget);
+    lua.set_app_data(Budget { deadline: Some(Instant::now() + after), ..Default::default() });
     lua
 }
 
@@ -358,9 +356,7 @@ fn no_budget_no_limit() {
     super::super::strfns::install(&lua).unwrap();
     let n: i64 = lua.load(r#"return #(("ab"):rep(20000):match("^(.-)%s*$"))"#).eval().unwrap();
     assert_eq!(n, 40000);
-    let mut budget = Budget::default();
-    budget.deadline = None;
-    lua.set_app_data(budget);
+    lua.set_app_data(Budget { deadline: None, ..Default::default() });
     let n: i64 = lua.load(r#"return #(("ab"):rep(20000):match("^(.-)%s*$"))"#).eval().unwrap();
     assert_eq!(n, 40000);
 }

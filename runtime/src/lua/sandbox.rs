@@ -40,38 +40,7 @@ const ALLOWED_BASE: &[&str] = &[
 const ALLOWED_LIBS: &[(&str, Option<&[&str]>)] =
     &[("string", None), ("table", None), ("math", None), ("utf8", None), ("os", Some(&["time", "clock", "date", "difftime"]))];
 
-/// The message a budget stop raises; a flow's `pcall` re-raises it.
-pub const BUDGET_EXCEEDED: &str = "budget_exceeded: the flow ran longer than its budget and was stopped";
-
-/// Per-state run budget, checked by an instruction hook.
-#[derive(Default)]
-pub struct Budget {
-    pub deadline: Option<Instant>,
-    pub exceeded: Arc<AtomicBool>,
-    /// When the running flow last gave its tokio worker back.
-    last_yield: std::cell::Cell<Option<Instant>>,
-}
-
-impl Budget {
-    /// Raises [`BUDGET_EXCEEDED`] (and marks the budget spent, so that the wrapped `pcall`
-    /// re-raises it) once the deadline has passed or the budget was already spent.
-    fn check(&self, now: Instant) -> mlua::Result<()> {
-        if self.exceeded.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| now >= d) {
-            self.exceeded.store(true, Ordering::Relaxed);
-            return Err(mlua::Error::runtime(BUDGET_EXCEEDED));
-        }
-        Ok(())
-    }
-}
-
-/// The budget check for Rust code that runs long without executing Lua instructions (the
-/// pattern matcher), which the instruction hook cannot interrupt. No budget: no limit.
-pub fn check_budget(lua: &Lua) -> mlua::Result<()> {
-    match lua.app_data_ref::<Budget>() {
-        Some(b) => b.check(Instant::now()),
-        None => Ok(()),
-    }
-}
+pub use super::budget::{check_budget, Budget, BUDGET_EXCEEDED};
 
 /// How long a flow may compute before it yields its worker thread to other tasks.
 const YIELD_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
@@ -227,6 +196,7 @@ pub struct Vm {
 
 impl Vm {
     pub fn new(shared: Arc<Shared>, memory_limit: usize) -> mlua::Result<Vm> {
+        let bindings = shared.bindings;
         // SAFETY: the debug library is unsafe only in the hands of Lua code; it is removed from
         // the globals below, before any chunk runs, and only `debug.getupvalue` and
         // `debug.getinfo` (which only read) are kept, held by the engine's SCAN and CACHED_RUNNER.
@@ -312,9 +282,9 @@ impl Vm {
         env_mt.raw_set("__metatable", false)?;
         // Flow libraries run in environments of their own over the same allow-list.
         lua.set_named_registry_value(ENV_MT_KEY, env_mt.clone())?;
-        let require = crate::stdlib::require_function(&lua)?;
+        let require = (bindings.require)(&lua)?;
         allowed.raw_set("require", require.clone())?;
-        let request_mt = crate::stdlib::http::request_metatable(&lua)?;
+        let request_mt = (bindings.request_metatable)(&lua)?;
 
         // The handler the request's re-run registered; from here on the phase is "request".
         let take_handler = lua.create_function(|lua, ()| {

@@ -84,6 +84,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let templates = Templates::new(config.templates.dir.as_deref());
     let shared = Arc::new(Shared {
+        bindings: crate::stdlib::BINDINGS,
         config: config.clone(),
         templates: templates.clone(),
         db: Some(db.clone()),

@@ -37,6 +37,14 @@ struct LuaModules;
 
 type Builder = fn(&Lua) -> mlua::Result<Table>;
 
+/// What the Lua host calls of the bindings (see `lua::Bindings`).
+pub const BINDINGS: crate::lua::Bindings = crate::lua::Bindings {
+    require: require_function,
+    request_metatable: http::request_metatable,
+    response_from: http::response_from,
+    script_env: env::module,
+};
+
 /// Every Rust-implemented module, by the name flows require.
 const RUST_MODULES: &[(&str, Builder)] = &[
     ("assay.http", http::module),
@@ -238,5 +246,40 @@ fn build(lua: &Lua, name: &str) -> mlua::Result<Table> {
             chunk.call(require_function(lua)?)
         }
         None => Err(mlua::Error::runtime(format!("module '{name}' not found (available: {})", module_names().join(", ")))),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod kept_handler_tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use crate::config::Config;
+    use crate::lua::{LuaHost, Shared};
+    use crate::templates::Templates;
+
+    /// The bundled flows a request hits most keep their handlers in each state (no top-level
+    /// re-run per request), and one with a file-level table does not.
+    #[tokio::test]
+    async fn which_bundled_flows_are_kept() {
+        let config = Config::from_toml_str("", None).expect("config");
+        let shared = Arc::new(Shared {
+            bindings: super::BINDINGS,
+            config: Arc::new(config),
+            templates: Templates::new(None),
+            db: None,
+            client: reqwest::Client::new(),
+            identity: None,
+        });
+        let host = LuaHost::new(shared).await.expect("host");
+        let mut vm = host.new_vm().expect("vm");
+        for (name, kept) in [("oidc.lua", true), ("hello.lua", true), ("login.lua", false)] {
+            let index = host.flows.iter().position(|f| f.name == name).expect(name);
+            vm.start_budget(Instant::now() + host.budget);
+            host.load_handlers(&mut vm, index).await.expect("load");
+            vm.stop_budget();
+            assert_eq!(matches!(vm.handlers(index), Some(Some(_))), kept, "{name}");
+        }
     }
 }
