@@ -1,14 +1,12 @@
 //! `auth.audit`: the append-only log of security-relevant events. The product only ever
 //! INSERTs; the migrations add triggers that refuse UPDATE and DELETE on both backends.
 
-use serde::Serialize;
-use sqlx::Row;
-
+use super::store::AuditStore;
 use super::{Context, IdentityError};
-use crate::storage::rfc3339;
-use crate::storage::Db;
-use crate::storage::Timestamp;
-use crate::with_pool;
+use crate::storage::{Db, Timestamp};
+
+pub(crate) use super::store::audit::StoredEntry;
+pub use super::store::audit::{Query, Record};
 
 /// An event to record. `ip` and `request_id` come from the [`Context`].
 #[derive(Debug, Clone)]
@@ -35,35 +33,6 @@ impl Entry {
         self.details.insert(key.to_string(), value.into());
         self
     }
-}
-
-/// A recorded event.
-#[derive(Debug, Clone, Serialize)]
-pub struct Record {
-    pub id: i64,
-    pub at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub actor: Option<String>,
-    pub action: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    pub details: serde_json::Value,
-}
-
-/// What to look for; every field narrows the result.
-#[derive(Debug, Default, Clone)]
-pub struct Query {
-    pub actor: Option<String>,
-    pub action: Option<String>,
-    pub since: Option<Timestamp>,
-    pub until: Option<Timestamp>,
-    pub limit: i64,
-    /// The id of the last entry of the previous page.
-    pub cursor: Option<i64>,
 }
 
 pub type Page = crate::storage::Page<Record>;
@@ -96,20 +65,7 @@ fn cap_strings(v: &mut serde_json::Value) {
     }
 }
 
-/// An entry as stored: every field bounded.
-pub(crate) struct StoredEntry {
-    pub at: Timestamp,
-    pub actor: Option<String>,
-    pub action: String,
-    pub target: Option<String>,
-    pub ip: Option<String>,
-    pub request_id: Option<String>,
-    pub details: String,
-}
-
-pub(crate) const INSERT: &str =
-    "INSERT INTO auth.audit (at, actor, action, target, ip, request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-
+// The row is the store's; bounding it is the rule, so it is built here.
 impl StoredEntry {
     pub fn new(ctx: &Context, e: Entry) -> Result<StoredEntry, IdentityError> {
         if e.action.is_empty() || e.action.len() > 100 {
@@ -138,71 +94,26 @@ impl StoredEntry {
     }
 }
 
-/// Binds a [`StoredEntry`] to [`INSERT`], for callers that write it inside their own transaction.
-#[macro_export]
-macro_rules! bind_audit_row {
-    ($row:expr) => {
-        sqlx::query($crate::identity::audit::INSERT)
-            .bind($row.at)
-            .bind(&$row.actor)
-            .bind(&$row.action)
-            .bind(&$row.target)
-            .bind(&$row.ip)
-            .bind(&$row.request_id)
-            .bind(&$row.details)
-    };
-}
-
 /// The audit log service: appends entries (each bounded) and reads them back newest first.
 #[derive(Clone)]
 pub struct Audit {
-    db: Db,
+    store: AuditStore,
 }
 
 impl Audit {
     pub fn new(db: Db) -> Audit {
-        Audit { db }
+        Audit { store: AuditStore::new(db) }
     }
 
     pub async fn append(&self, ctx: &Context, e: Entry) -> Result<(), IdentityError> {
         let row = StoredEntry::new(ctx, e)?;
-        with_pool!(&self.db, pool => bind_audit_row!(row).execute(pool).await.map(|_| ()))?;
+        self.store.append(&row).await?;
         Ok(())
     }
 
     /// Newest first.
     pub async fn query(&self, q: &Query) -> Result<Page, IdentityError> {
         let limit = q.limit.clamp(1, crate::storage::MAX_PAGE);
-        let sql = "SELECT id, at, actor, action, target, ip, request_id, details FROM auth.audit \
-                   WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
-                   AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) AND ($5 IS NULL OR id < $5) \
-                   ORDER BY id DESC LIMIT $6";
-        let entries = with_pool!(&self.db, pool => {
-            let rows = sqlx::query(sql)
-                .bind(&q.actor)
-                .bind(&q.action)
-                .bind(q.since)
-                .bind(q.until)
-                .bind(q.cursor)
-                .bind(limit + 1)
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let details: String = r.try_get("details")?;
-                    Ok(Record {
-                        id: r.try_get("id")?,
-                        at: rfc3339(r.try_get("at")?),
-                        actor: r.try_get("actor")?,
-                        action: r.try_get("action")?,
-                        target: r.try_get("target")?,
-                        ip: r.try_get("ip")?,
-                        request_id: r.try_get("request_id")?,
-                        details: crate::storage::json_column("audit.details", &details)?,
-                    })
-                })
-                .collect::<Result<Vec<Record>, sqlx::Error>>()?
-        });
-        Ok(Page::from_overfetch("entries", entries, limit, |e| e.id.to_string()))
+        Ok(self.store.query(q, limit).await?)
     }
 }

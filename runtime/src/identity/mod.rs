@@ -2,7 +2,8 @@
 //! its tables and is a small cloneable handle: [`Users`] (accounts, passwords, password login),
 //! [`Sessions`], [`Audit`], [`Throttle`] (brute-force counters, rate limits), [`MailTokens`]
 //! (single-use emailed links) and the [`Mailer`]. `crate::services::Services` builds them once
-//! and holds them; the Lua bindings in `stdlib/` are thin wrappers over them.
+//! and holds them; the Lua bindings in `stdlib/` are thin wrappers over them. A service keeps
+//! the rules and its store (`store/`) holds its SQL and row mapping.
 
 pub mod audit;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod mail;
 pub mod password;
 pub mod secrets;
 pub mod sessions;
+pub(crate) mod store;
 pub mod throttle;
 pub mod tokens;
 pub mod users;

@@ -7,10 +7,10 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::store::SettingsStore;
 use super::IdentityError;
 use crate::config::Config;
-use crate::storage::{Db, Timestamp};
-use crate::with_pool;
+use crate::storage::Db;
 
 pub struct ServerKeys {
     master: Vec<u8>,
@@ -26,18 +26,7 @@ impl ServerKeys {
         };
         let keys = ServerKeys { master: master.into_bytes() };
         let check = hex::encode(keys.derive("assay/master-key-check/v1"));
-        let stored = with_pool!(db, pool => {
-            sqlx::query("INSERT INTO engine.settings (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
-                .bind(CHECK_SETTING)
-                .bind(&check)
-                .bind(Timestamp::now())
-                .execute(pool)
-                .await?;
-            sqlx::query_scalar::<_, String>("SELECT value FROM engine.settings WHERE name = $1")
-                .bind(CHECK_SETTING)
-                .fetch_one(pool)
-                .await?
-        });
+        let stored = SettingsStore::new(db.clone()).first_value(CHECK_SETTING, &check).await?;
         if !crate::crypto::constant_time_eq(stored.as_bytes(), check.as_bytes()) {
             return Err(IdentityError::Config(
                 "auth.master_key: this engine's master key differs from the one this database was set up with \

@@ -7,40 +7,27 @@
 //! attempt costs one indexed read and no hash. A successful login clears its account's row
 //! (not the IP's: one good password must not reset a spray).
 
-use serde::Serialize;
-use sqlx::Row;
-
 use super::audit::{self, Audit};
+use super::store::ThrottleStore;
 use super::{Context, IdentityError};
 use crate::config::BruteForceConfig;
-use crate::storage::rfc3339;
-use crate::storage::Db;
-use crate::storage::Timestamp;
-use crate::with_pool;
+use crate::storage::{Db, Timestamp};
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Counter {
-    pub key: String,
-    pub failures: i64,
-    pub window_started_at: String,
-    pub last_failure_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub locked_until: Option<String>,
-}
+pub use super::store::throttle::Counter;
 
 pub type Page = crate::storage::Page<Counter>;
 
 /// The brute-force counters and rate limits service.
 #[derive(Clone)]
 pub struct Throttle {
-    db: Db,
+    store: ThrottleStore,
     rules: BruteForceConfig,
     audit: Audit,
 }
 
 impl Throttle {
     pub fn new(db: Db, rules: BruteForceConfig, audit: Audit) -> Throttle {
-        Throttle { db, rules, audit }
+        Throttle { store: ThrottleStore::new(db), rules, audit }
     }
 
     /// Seconds until the first of `keys` may try again, if any of them is held back.
@@ -48,12 +35,7 @@ impl Throttle {
         let now = Timestamp::now();
         let mut wait: Option<u64> = None;
         for key in keys {
-            let until: Option<Option<Timestamp>> = with_pool!(&self.db, pool => sqlx::query_scalar(
-                "SELECT locked_until FROM auth.login_throttle WHERE key = $1")
-                .bind(key)
-                .fetch_optional(pool)
-                .await)?;
-            if let Some(Some(until)) = until {
+            if let Some(Some(until)) = self.store.locked_until(key).await? {
                 if until > now {
                     let secs = (until.0 - now.0).num_milliseconds().max(0) as u64;
                     let secs = secs.div_ceil(1000).max(1);
@@ -101,18 +83,7 @@ impl Throttle {
         super::input::check_text("key", key, 300)?;
         let now = Timestamp::now();
         let window_start = Timestamp(now.0 - chrono::Duration::seconds(window_secs.min(i64::MAX as u64 / 2) as i64));
-        let (count, started): (i64, Timestamp) = with_pool!(&self.db, pool => sqlx::query_as(
-            "INSERT INTO auth.login_throttle AS t (key, failures, window_started_at, last_failure_at) VALUES ($1, 1, $2, $2) \
-             ON CONFLICT (key) DO UPDATE SET \
-               failures = CASE WHEN t.window_started_at < $3 THEN 1 ELSE t.failures + 1 END, \
-               window_started_at = CASE WHEN t.window_started_at < $3 THEN $2 ELSE t.window_started_at END, \
-               last_failure_at = $2 \
-             RETURNING failures, window_started_at")
-            .bind(key)
-            .bind(now)
-            .bind(window_start)
-            .fetch_one(pool)
-            .await)?;
+        let (count, started) = self.store.hit(key, now, window_start).await?;
         if count <= i64::from(limit) {
             return Ok(None);
         }
@@ -128,40 +99,18 @@ impl Throttle {
     async fn bump(&self, key: &str) -> Result<i64, IdentityError> {
         let now = Timestamp::now();
         let window_start = Timestamp(now.0 - chrono::Duration::seconds(self.rules.window_secs as i64));
-        let failures: i64 = with_pool!(&self.db, pool => sqlx::query_scalar(
-            "INSERT INTO auth.login_throttle AS t (key, failures, window_started_at, last_failure_at) VALUES ($1, 1, $2, $2) \
-             ON CONFLICT (key) DO UPDATE SET \
-               failures = CASE WHEN t.last_failure_at < $3 THEN 1 ELSE t.failures + 1 END, \
-               window_started_at = CASE WHEN t.last_failure_at < $3 THEN $2 ELSE t.window_started_at END, \
-               locked_until = CASE WHEN t.last_failure_at < $3 THEN NULL ELSE t.locked_until END, \
-               last_failure_at = $2 \
-             RETURNING failures")
-            .bind(key)
-            .bind(now)
-            .bind(window_start)
-            .fetch_one(pool)
-            .await)?;
-        Ok(failures)
+        Ok(self.store.bump(key, now, window_start).await?)
     }
 
     async fn lock(&self, key: &str, secs: u64) -> Result<(), IdentityError> {
         let until = Timestamp(Timestamp::now().0 + chrono::Duration::seconds(secs as i64));
-        with_pool!(&self.db, pool => sqlx::query("UPDATE auth.login_throttle SET locked_until = $2 WHERE key = $1")
-            .bind(key)
-            .bind(until)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        self.store.lock(key, until).await?;
         Ok(())
     }
 
     /// Forgets `key`'s failures; returns whether there were any.
     pub async fn clear(&self, key: &str) -> Result<bool, IdentityError> {
-        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.login_throttle WHERE key = $1")
-            .bind(key)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let n = self.store.clear(key).await?;
         Ok(n > 0)
     }
 
@@ -170,29 +119,6 @@ impl Throttle {
         let limit = limit.clamp(1, crate::storage::MAX_PAGE);
         let now = Timestamp::now();
         let window_start = Timestamp(now.0 - chrono::Duration::seconds(self.rules.window_secs as i64));
-        let entries = with_pool!(&self.db, pool => {
-            let rows = sqlx::query(
-                "SELECT key, failures, window_started_at, last_failure_at, locked_until FROM auth.login_throttle \
-                 WHERE (last_failure_at >= $1 OR locked_until > $2) AND ($3 IS NULL OR key > $3) ORDER BY key LIMIT $4")
-                .bind(window_start)
-                .bind(now)
-                .bind(cursor)
-                .bind(limit + 1)
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let locked: Option<Timestamp> = r.try_get("locked_until")?;
-                    Ok(Counter {
-                        key: r.try_get("key")?,
-                        failures: r.try_get("failures")?,
-                        window_started_at: rfc3339(r.try_get("window_started_at")?),
-                        last_failure_at: rfc3339(r.try_get("last_failure_at")?),
-                        locked_until: locked.filter(|l| *l > now).map(rfc3339),
-                    })
-                })
-                .collect::<Result<Vec<Counter>, sqlx::Error>>()?
-        });
-        Ok(Page::from_overfetch("entries", entries, limit, |e| e.key.clone()))
+        Ok(self.store.list(window_start, now, limit, cursor).await?)
     }
 }

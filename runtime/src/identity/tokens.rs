@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use super::mail::Mailer;
+use super::store::TokenStore;
 use super::users::{User, Users};
 use super::IdentityError;
 use crate::crypto::{random_token, sha256_hex};
 use crate::storage::{Db, Timestamp};
-use crate::with_pool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -55,14 +55,14 @@ pub struct LinkMail {
 /// The emailed-link tokens service (recovery, verification).
 #[derive(Clone)]
 pub struct MailTokens {
-    db: Db,
+    store: TokenStore,
     users: Users,
     mailer: Arc<Mailer>,
 }
 
 impl MailTokens {
     pub fn new(db: Db, users: Users, mailer: Arc<Mailer>) -> MailTokens {
-        MailTokens { db, users, mailer }
+        MailTokens { store: TokenStore::new(db), users, mailer }
     }
 
     /// Issues a link token for `user_id` and mails it to the user (nothing for a disabled
@@ -87,24 +87,7 @@ impl MailTokens {
         let token = random_token(32);
         let now = Timestamp::now();
         let expires = Timestamp(now.0 + chrono::Duration::seconds(ttl as i64));
-        with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE auth.user_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
-                .bind(user_id)
-                .bind(purpose.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO auth.user_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(sha256_hex(token.as_bytes()))
-                .bind(user_id)
-                .bind(purpose.as_str())
-                .bind(now)
-                .bind(expires)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
+        self.store.issue(&sha256_hex(token.as_bytes()), user_id, purpose.as_str(), now, expires).await?;
         Ok(token)
     }
 
@@ -115,14 +98,7 @@ impl MailTokens {
             return Err(IdentityError::InvalidToken);
         }
         let now = Timestamp::now();
-        let user_id: Option<String> = with_pool!(&self.db, pool => sqlx::query_scalar(
-            "UPDATE auth.user_tokens SET used_at = $3 WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 \
-             RETURNING user_id")
-            .bind(sha256_hex(token.as_bytes()))
-            .bind(purpose.as_str())
-            .bind(now)
-            .fetch_optional(pool)
-            .await)?;
+        let user_id = self.store.consume(&sha256_hex(token.as_bytes()), purpose.as_str(), now).await?;
         match user_id {
             Some(id) => self.users.get(&id).await,
             None => Err(IdentityError::InvalidToken),

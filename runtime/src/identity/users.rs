@@ -1,8 +1,6 @@
-//! `auth.users`: accounts, their password hashes (never leaving this file), and password login
-//! with brute-force counters.
-
-use serde::Serialize;
-use sqlx::Row;
+//! Accounts: their rules (email, roles, display name, metadata), their password hashes (never
+//! leaving this service and its store, `store::users`), and password login with brute-force
+//! counters.
 
 use std::sync::Arc;
 
@@ -10,32 +8,15 @@ use super::audit::{self, Audit};
 use super::error::is_unique_violation;
 use super::password::Hasher;
 use super::sessions::Sessions;
+use super::store::users::Fields;
+use super::store::UserStore;
 use super::throttle::Throttle;
 use super::{ids, Context, IdentityError};
 use crate::storage::{Db, Timestamp};
-use crate::with_pool;
 
-/// A user as every caller sees it: no password hash, only whether there is one.
-#[derive(Debug, Clone, Serialize)]
-pub struct User {
-    pub id: String,
-    pub email: String,
-    pub email_verified: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-    pub disabled: bool,
-    pub roles: Vec<String>,
-    pub metadata: serde_json::Value,
-    pub has_password: bool,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl User {
-    pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
-    }
-}
+pub use super::store::users::User;
+// The OpenID provider reads users joined to its own rows through the same mapping.
+pub(crate) use super::store::users::from_row;
 
 /// Fields of a new user.
 #[derive(Debug, Default, Clone)]
@@ -62,36 +43,9 @@ pub struct UserPatch {
 /// One page of users.
 pub type UserPage = crate::storage::Page<User>;
 
-const COLUMNS: &str = "id, email, email_verified, display_name, disabled, roles, metadata, password_hash, created_at, updated_at";
 pub use crate::storage::MAX_PAGE;
 
 pub use crate::storage::rfc3339;
-
-pub(crate) fn from_row<R: Row>(row: &R) -> Result<(User, Option<String>), sqlx::Error>
-where
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
-    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Timestamp: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let roles: String = row.try_get("roles")?;
-    let metadata: String = row.try_get("metadata")?;
-    let hash: Option<String> = row.try_get("password_hash")?;
-    let user = User {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        email_verified: row.try_get("email_verified")?,
-        display_name: row.try_get("display_name")?,
-        disabled: row.try_get("disabled")?,
-        roles: crate::storage::json_column("users.roles", &roles)?,
-        metadata: crate::storage::json_column("users.metadata", &metadata)?,
-        has_password: hash.is_some(),
-        created_at: rfc3339(row.try_get("created_at")?),
-        updated_at: rfc3339(row.try_get("updated_at")?),
-    };
-    Ok((user, hash))
-}
 
 /// A trimmed address with one `@`, a dotless-or-dotted domain, and no spaces or controls. Full
 /// RFC 5322 syntax is not the point: the verification mail is.
@@ -152,7 +106,7 @@ fn check_metadata(m: &serde_json::Value) -> Result<String, IdentityError> {
 /// The accounts service: users, their passwords and password login.
 #[derive(Clone)]
 pub struct Users {
-    db: Db,
+    store: UserStore,
     hasher: Arc<Hasher>,
     audit: Audit,
     throttle: Throttle,
@@ -161,7 +115,7 @@ pub struct Users {
 
 impl Users {
     pub fn new(db: Db, hasher: Arc<Hasher>, audit: Audit, throttle: Throttle, sessions: Sessions) -> Users {
-        Users { db, hasher, audit, throttle, sessions }
+        Users { store: UserStore::new(db), hasher, audit, throttle, sessions }
     }
 
     /// The password hasher (its policy and queue), for callers that check a password's strength.
@@ -184,22 +138,17 @@ impl Users {
         let id = ids::new_id();
         let now = Timestamp::now();
         let roles = serde_json::to_string(&new.roles).map_err(|e| IdentityError::Internal(e.to_string()))?;
-        let inserted = with_pool!(&self.db, pool => sqlx::query(
-            "INSERT INTO auth.users (id, email, email_normalized, email_verified, display_name, disabled, roles, metadata, password_hash, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)")
-            .bind(&id)
-            .bind(&email)
-            .bind(normalize_email(&email))
-            .bind(new.email_verified)
-            .bind(&new.display_name)
-            .bind(false)
-            .bind(&roles)
-            .bind(&metadata)
-            .bind(&hash)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ()));
+        let normalized = normalize_email(&email);
+        let fields = Fields {
+            email: &email,
+            email_normalized: &normalized,
+            email_verified: new.email_verified,
+            display_name: new.display_name.as_deref(),
+            disabled: false,
+            roles: &roles,
+            metadata: &metadata,
+        };
+        let inserted = self.store.insert(&id, &fields, hash.as_deref(), now).await;
         match inserted {
             Err(e) if is_unique_violation(&e) => Err(IdentityError::Conflict(format!("a user with the email {email} exists"))),
             Err(e) => Err(e.into()),
@@ -221,13 +170,7 @@ impl Users {
         if column == "id" && !ids::is_id(value) {
             return Err(not_found());
         }
-        let sql = format!("SELECT {COLUMNS} FROM auth.users WHERE {column} = $1");
-        let found = with_pool!(&self.db, pool => {
-            match sqlx::query(&sql).bind(value).fetch_optional(pool).await? {
-                Some(row) => Some(from_row(&row)?),
-                None => None,
-            }
-        });
+        let found = self.store.find_by(column, value).await?;
         found.ok_or_else(not_found)
     }
 
@@ -242,26 +185,22 @@ impl Users {
         let roles = patch.roles.clone().unwrap_or(current.roles.clone());
         check_roles(&roles)?;
         let metadata = check_metadata(patch.metadata.as_ref().unwrap_or(&current.metadata))?;
+        let normalized = normalize_email(&email);
         // A new address is not verified until proven.
-        let email_changed = normalize_email(&email) != normalize_email(&current.email);
+        let email_changed = normalized != normalize_email(&current.email);
         let verified = patch.email_verified.unwrap_or(current.email_verified && !email_changed);
         let disabled = patch.disabled.unwrap_or(current.disabled);
         let roles_json = serde_json::to_string(&roles).map_err(|e| IdentityError::Internal(e.to_string()))?;
-        let done = with_pool!(&self.db, pool => sqlx::query(
-            "UPDATE auth.users SET email = $2, email_normalized = $3, email_verified = $4, display_name = $5, \
-             disabled = $6, roles = $7, metadata = $8, updated_at = $9 WHERE id = $1")
-            .bind(id)
-            .bind(&email)
-            .bind(normalize_email(&email))
-            .bind(verified)
-            .bind(&display_name)
-            .bind(disabled)
-            .bind(&roles_json)
-            .bind(&metadata)
-            .bind(Timestamp::now())
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()));
+        let fields = Fields {
+            email: &email,
+            email_normalized: &normalized,
+            email_verified: verified,
+            display_name: display_name.as_deref(),
+            disabled,
+            roles: &roles_json,
+            metadata: &metadata,
+        };
+        let done = self.store.update(id, &fields).await;
         match done {
             Err(e) if is_unique_violation(&e) => return Err(IdentityError::Conflict(format!("a user with the email {email} exists"))),
             Err(e) => return Err(e.into()),
@@ -281,11 +220,7 @@ impl Users {
         // Its sessions end first, so the OpenID provider's clients get their Logout Tokens;
         // tokens, grants and consents go with the row (ON DELETE CASCADE).
         self.sessions.revoke_user(id).await?;
-        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.users WHERE id = $1")
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let n = self.store.delete(id).await?;
         if n == 0 {
             return Err(IdentityError::NotFound("no user with that id".into()));
         }
@@ -296,35 +231,14 @@ impl Users {
         self.hasher.check_policy(password)?;
         self.get(id).await?;
         let hash = self.hasher.hash(password).await?;
-        self.store_hash(id, &hash).await
-    }
-
-    async fn store_hash(&self, id: &str, hash: &str) -> Result<(), IdentityError> {
-        with_pool!(&self.db, pool => sqlx::query("UPDATE auth.users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-            .bind(id)
-            .bind(hash)
-            .bind(Timestamp::now())
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-        Ok(())
+        Ok(self.store.set_password_hash(id, &hash).await?)
     }
 
     /// Newest first; `q` matches email or display name (case-insensitive substring); the
     /// cursor is the last id of the previous page.
     pub async fn list(&self, q: Option<&str>, limit: i64, cursor: Option<&str>) -> Result<UserPage, IdentityError> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let pattern = q.filter(|q| !q.trim().is_empty()).map(|q| format!("%{}%", escape_like(&q.trim().to_lowercase())));
-        let sql = format!(
-            "SELECT {COLUMNS} FROM auth.users WHERE ($1 IS NULL OR id < $1) \
-             AND ($2 IS NULL OR email_normalized LIKE $2 ESCAPE '\\' OR lower(COALESCE(display_name, '')) LIKE $2 ESCAPE '\\') \
-             ORDER BY id DESC LIMIT $3"
-        );
-        let users = with_pool!(&self.db, pool => {
-            let rows = sqlx::query(&sql).bind(cursor).bind(&pattern).bind(limit + 1).fetch_all(pool).await?;
-            rows.iter().map(|r| from_row(r).map(|(u, _)| u)).collect::<Result<Vec<User>, sqlx::Error>>()?
-        });
-        Ok(UserPage::from_overfetch("users", users, limit, |u| u.id.clone()))
+        Ok(self.store.list(q, limit, cursor).await?)
     }
 
     /// Password login: throttle check, Argon2id verify (equal cost for unknown accounts),
@@ -360,7 +274,7 @@ impl Users {
         if verified.needs_rehash {
             // An upgrade, not a condition of signing in: under a burst it waits for next time.
             match self.hasher.hash(password).await {
-                Ok(hash) => self.store_hash(&user.id, &hash).await?,
+                Ok(hash) => self.store.set_password_hash(&user.id, &hash).await?,
                 Err(IdentityError::Busy(_)) => tracing::debug!(user = %user.id, "re-hash deferred: the hashing queue is full"),
                 Err(e) => return Err(e),
             }
@@ -369,16 +283,4 @@ impl Users {
         // (`create_session`), in one transaction.
         Ok(user)
     }
-}
-
-/// `%`, `_` and the escape character itself taken literally in a LIKE pattern.
-fn escape_like(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
