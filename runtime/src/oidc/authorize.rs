@@ -11,9 +11,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use super::clients::Client;
+use super::store::{NewCode, Parked};
 use super::Provider;
 use super::{json_text, later, now_secs, split_scopes, with_params, OAuthError, Params, Reply};
 use crate::crypto::{random_token, sha256_hex};
@@ -21,7 +21,6 @@ use crate::identity::sessions::Session;
 use crate::identity::users::User;
 use crate::identity::IdentityError;
 use crate::storage::Timestamp;
-use crate::with_pool;
 
 pub const LOGIN_PATH: &str = "/auth/login";
 pub const CONSENT_PATH: &str = "/auth/consent";
@@ -373,46 +372,22 @@ impl Provider {
         let challenge = random_token(32);
         let json = serde_json::to_string(request).map_err(|e| IdentityError::Internal(e.to_string()))?;
         let now = Timestamp::now();
-        with_pool!(&self.db, pool => {
-            // Expired requests go on the way (an index on expires_at keeps this cheap).
-            sqlx::query("DELETE FROM auth.oidc_auth_requests WHERE expires_at < $1").bind(now).execute(pool).await?;
-            sqlx::query("INSERT INTO auth.oidc_auth_requests (challenge_hash, client_id, request, browser_hash, stage, created_at, expires_at) VALUES ($1, $2, $3, $4, 'login', $5, $6)")
-                .bind(sha256_hex(challenge.as_bytes()))
-                .bind(&request.client_id)
-                .bind(&json)
-                .bind(sha256_hex(binding.as_bytes()))
-                .bind(now)
-                .bind(later(self.config.auth.oidc_provider.request_ttl_secs))
-                .execute(pool)
-                .await?;
-        });
+        let expires = later(self.config.auth.oidc_provider.request_ttl_secs);
+        let (challenge_hash, browser_hash) = (sha256_hex(challenge.as_bytes()), sha256_hex(binding.as_bytes()));
+        self.requests.park(&challenge_hash, &request.client_id, &json, &browser_hash, now, expires).await?;
         Ok(challenge)
     }
 
     async fn set_login(&self, challenge: &str, login: &Login) -> Result<(), IdentityError> {
         let amr = serde_json::to_string(&login.amr).map_err(|e| IdentityError::Internal(e.to_string()))?;
-        with_pool!(&self.db, pool => sqlx::query(
-            "UPDATE auth.oidc_auth_requests SET stage = 'consent', user_id = $2, session_id = $3, auth_time = $4, amr = $5, acr = $6 WHERE challenge_hash = $1")
-            .bind(sha256_hex(challenge.as_bytes()))
-            .bind(&login.user_id)
-            .bind(&login.session_id)
-            .bind(login.auth_time)
-            .bind(&amr)
-            .bind(&login.acr)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        let hash = sha256_hex(challenge.as_bytes());
+        self.requests.set_login(&hash, &login.user_id, &login.session_id, login.auth_time, &amr, &login.acr).await?;
         Ok(())
     }
 
     /// Removes a parked request; false when it was already gone.
     async fn forget_request(&self, challenge: &str) -> Result<bool, IdentityError> {
-        let n = with_pool!(&self.db, pool => sqlx::query("DELETE FROM auth.oidc_auth_requests WHERE challenge_hash = $1")
-            .bind(sha256_hex(challenge.as_bytes()))
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(n > 0)
+        Ok(self.requests.forget(&sha256_hex(challenge.as_bytes())).await?)
     }
 
     /// The parked request a challenge names, unless it expired.
@@ -420,37 +395,7 @@ impl Provider {
         if challenge.is_empty() || challenge.len() > 128 {
             return Ok(None);
         }
-        let row = with_pool!(&self.db, pool => {
-            match sqlx::query(
-                "SELECT request, browser_hash, stage, user_id, session_id, auth_time, amr, acr, granted_scopes, remember, error FROM auth.oidc_auth_requests \
-                 WHERE challenge_hash = $1 AND expires_at > $2")
-                .bind(sha256_hex(challenge.as_bytes()))
-                .bind(Timestamp::now())
-                .fetch_optional(pool)
-                .await?
-            {
-                None => None,
-                Some(r) => {
-                    let request: String = r.try_get("request")?;
-                    let amr: Option<String> = r.try_get("amr")?;
-                    let granted: Option<String> = r.try_get("granted_scopes")?;
-                    let error: Option<String> = r.try_get("error")?;
-                    Some(Parked {
-                        request: serde_json::from_str(&request).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                        browser_hash: r.try_get("browser_hash")?,
-                        stage: r.try_get("stage")?,
-                        user_id: r.try_get("user_id")?,
-                        session_id: r.try_get("session_id")?,
-                        auth_time: r.try_get("auth_time")?,
-                        amr: crate::storage::json_column_opt("oidc_auth_requests.amr", amr)?,
-                        acr: r.try_get("acr")?,
-                        granted: crate::storage::json_column_opt("oidc_auth_requests.granted_scopes", granted)?,
-                        remember: r.try_get("remember")?,
-                        error: crate::storage::json_column_opt("oidc_auth_requests.error", error)?,
-                    })
-                }
-            }
-        });
+        let row = self.requests.parked(&sha256_hex(challenge.as_bytes()), Timestamp::now()).await?;
         Ok(row)
     }
 
@@ -489,11 +434,7 @@ impl Provider {
         let bound = browser.is_some_and(|(s, _)| Some(&s.id) == p.session_id.as_ref());
         let (Some(user_id), Some(session_id), true) = (p.user_id.clone(), p.session_id.clone(), bound) else {
             // Another browser, or the session ended: sign in again for this request.
-            with_pool!(&self.db, pool => sqlx::query("UPDATE auth.oidc_auth_requests SET stage = 'login', user_id = NULL, session_id = NULL, granted_scopes = NULL WHERE challenge_hash = $1")
-                .bind(sha256_hex(challenge.as_bytes()))
-                .execute(pool)
-                .await
-                .map(|_| ()))?;
+            self.requests.restart_login(&sha256_hex(challenge.as_bytes())).await?;
             return Ok(login_again());
         };
         let login = Login {
@@ -555,12 +496,7 @@ impl Provider {
         }
         self.parked_for(challenge, binding).await?;
         let err = serde_json::to_string(&(error, description)).map_err(|e| IdentityError::Internal(e.to_string()))?;
-        with_pool!(&self.db, pool => sqlx::query("UPDATE auth.oidc_auth_requests SET error = $2 WHERE challenge_hash = $1")
-            .bind(sha256_hex(challenge.as_bytes()))
-            .bind(&err)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        self.requests.set_error(&sha256_hex(challenge.as_bytes()), &err).await?;
         Ok(with_params(RESUME_PATH, &[("challenge", challenge)]))
     }
 
@@ -600,13 +536,7 @@ impl Provider {
             }
         };
         let json = serde_json::to_string(&granted).map_err(|e| IdentityError::Internal(e.to_string()))?;
-        with_pool!(&self.db, pool => sqlx::query("UPDATE auth.oidc_auth_requests SET stage = 'done', granted_scopes = $2, remember = $3 WHERE challenge_hash = $1")
-            .bind(sha256_hex(challenge.as_bytes()))
-            .bind(&json)
-            .bind(remember)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        self.requests.set_consent(&sha256_hex(challenge.as_bytes()), &json, remember).await?;
         Ok(with_params(RESUME_PATH, &[("challenge", challenge)]))
     }
 
@@ -638,44 +568,24 @@ impl Provider {
     async fn issue_code(&self, r: &AuthRequest, login: &Login, scopes: &[String]) -> Result<String, IdentityError> {
         let code = random_token(32);
         let now = Timestamp::now();
-        with_pool!(&self.db, pool => {
-            sqlx::query("DELETE FROM auth.oidc_authorization_codes WHERE expires_at < $1").bind(now).execute(pool).await?;
-            sqlx::query(
-                "INSERT INTO auth.oidc_authorization_codes (code_hash, client_id, user_id, session_id, redirect_uri, scopes, nonce, code_challenge, auth_time, amr, acr, claims, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
-                .bind(sha256_hex(code.as_bytes()))
-                .bind(&r.client_id)
-                .bind(&login.user_id)
-                .bind(&login.session_id)
-                .bind(&r.redirect_uri)
-                .bind(json_text(&scopes))
-                .bind(&r.nonce)
-                .bind(&r.code_challenge)
-                .bind(login.auth_time)
-                .bind(json_text(&login.amr))
-                .bind(&login.acr)
-                .bind(r.claims.as_ref().map(|c| c.to_string()))
-                .bind(now)
-                .bind(later(self.config.auth.oidc_provider.code_ttl_secs))
-                .execute(pool)
-                .await?;
-        });
+        let new = NewCode {
+            code_hash: sha256_hex(code.as_bytes()),
+            client_id: &r.client_id,
+            user_id: &login.user_id,
+            session_id: &login.session_id,
+            redirect_uri: &r.redirect_uri,
+            scopes: json_text(&scopes),
+            nonce: r.nonce.as_deref(),
+            code_challenge: r.code_challenge.as_deref(),
+            auth_time: login.auth_time,
+            amr: json_text(&login.amr),
+            acr: &login.acr,
+            claims: r.claims.as_ref().map(|c| c.to_string()),
+            expires_at: later(self.config.auth.oidc_provider.code_ttl_secs),
+        };
+        self.requests.insert_code(&new, now).await?;
         Ok(code)
     }
-}
-
-struct Parked {
-    request: AuthRequest,
-    browser_hash: String,
-    stage: String,
-    user_id: Option<String>,
-    session_id: Option<String>,
-    auth_time: Option<i64>,
-    amr: Option<Vec<String>>,
-    acr: Option<String>,
-    granted: Option<Vec<String>>,
-    remember: bool,
-    error: Option<(String, String)>,
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use super::{now_secs, OAuthError, Params};
 use crate::identity::IdentityError;
 use crate::request::HttpRequest;
 use crate::storage::Timestamp;
-use crate::with_pool;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -191,14 +190,8 @@ impl Provider {
         // Each assertion once: its jti is kept until the assertion expires.
         let key = format!("assertion:{sub}:{}", crate::crypto::sha256_hex(jti.as_bytes()));
         let expires = Timestamp(chrono::DateTime::from_timestamp(exp + 60, 0).unwrap_or_else(chrono::Utc::now));
-        let inserted = with_pool!(&self.db, pool => sqlx::query("INSERT INTO auth.oidc_revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
-            .bind(&key)
-            .bind(expires)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(IdentityError::from)?;
-        if inserted == 0 {
+        let fresh = self.assertions.spend(&key, expires).await.map_err(IdentityError::from)?;
+        if !fresh {
             return bad("this assertion was already used");
         }
         Ok(Authenticated { client, method: "private_key_jwt" })

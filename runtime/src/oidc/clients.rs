@@ -2,16 +2,14 @@
 //! they arrive (admin API, console, Lua); the secret is shown once and kept as an HMAC.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::crypto::{constant_time_eq, random_token};
-use crate::identity::users::rfc3339;
 use crate::identity::IdentityError;
 use std::sync::Arc;
 
+use super::store::ClientStore;
 use crate::identity::secrets::ServerKeys;
 use crate::storage::{Db, Timestamp, WriteTurns};
-use crate::with_pool;
 
 const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none", "private_key_jwt"];
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
@@ -209,14 +207,16 @@ fn uses_secret(s: &Settings) -> bool {
 /// it (tokens, codes, grants, consents, parked requests, OIDC sessions) in one transaction.
 #[derive(Clone)]
 pub struct Clients {
+    /// For the SQLite write turn only; statements go through `store`.
     db: Db,
+    store: ClientStore,
     keys: Arc<ServerKeys>,
     turns: WriteTurns,
 }
 
 impl Clients {
     pub fn new(db: Db, keys: Arc<ServerKeys>, turns: WriteTurns) -> Clients {
-        Clients { db, keys, turns }
+        Clients { store: ClientStore::new(db.clone()), db, keys, turns }
     }
 
     fn secret_hash(&self, secret: &str) -> String {
@@ -230,17 +230,7 @@ impl Clients {
         let secret = uses_secret(&settings).then(|| format!("cs_{}", random_token(32)));
         let now = Timestamp::now();
         let json = serde_json::to_string(&settings).map_err(|e| IdentityError::Internal(e.to_string()))?;
-        with_pool!(&self.db, pool => sqlx::query(
-            "INSERT INTO auth.oidc_clients (client_id, name, secret_hash, settings, resource_server, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
-            .bind(&client_id)
-            .bind(&name)
-            .bind(secret.as_deref().map(|s| self.secret_hash(s)))
-            .bind(&json)
-            .bind(resource_server)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        self.store.insert(&client_id, &name, secret.as_deref().map(|s| self.secret_hash(s)), &json, resource_server, now).await?;
         Ok((self.get(&client_id).await?, secret))
     }
 
@@ -254,16 +244,7 @@ impl Clients {
         if crate::identity::input::check_text("client_id", client_id, 255).is_err() {
             return Ok(None);
         }
-        let row = with_pool!(&self.db, pool => {
-            match sqlx::query("SELECT client_id, name, secret_hash, settings, resource_server, created_at, updated_at FROM auth.oidc_clients WHERE client_id = $1")
-                .bind(client_id)
-                .fetch_optional(pool)
-                .await?
-            {
-                Some(r) => Some(client_from(&r)?),
-                None => None,
-            }
-        });
+        let row = self.store.find(client_id).await?;
         Ok(row)
     }
 
@@ -279,18 +260,7 @@ impl Clients {
         }
         let json = serde_json::to_string(&settings).map_err(|e| IdentityError::Internal(e.to_string()))?;
         let clear_secret = !uses_secret(&settings);
-        with_pool!(&self.db, pool => sqlx::query(
-            "UPDATE auth.oidc_clients SET name = $2, settings = $3, updated_at = $4, secret_hash = CASE WHEN $5 THEN NULL ELSE secret_hash END, \
-             resource_server = $6 WHERE client_id = $1")
-            .bind(client_id)
-            .bind(&name)
-            .bind(&json)
-            .bind(Timestamp::now())
-            .bind(clear_secret)
-            .bind(resource_server)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        self.store.update(client_id, &name, &json, clear_secret, resource_server).await?;
         self.get(client_id).await
     }
 
@@ -301,24 +271,8 @@ impl Clients {
     /// holds then fail introspection and userinfo, which treat a missing grant or client as
     /// revoked. Pending Logout Tokens stay: they end sessions the client already knew about.
     pub async fn delete(&self, client_id: &str) -> Result<(), IdentityError> {
-        const DEPENDENTS: &[&str] = &[
-            "DELETE FROM auth.oidc_refresh_tokens WHERE client_id = $1",
-            "DELETE FROM auth.oidc_authorization_codes WHERE client_id = $1",
-            "DELETE FROM auth.oidc_grants WHERE client_id = $1",
-            "DELETE FROM auth.oidc_consents WHERE client_id = $1",
-            "DELETE FROM auth.oidc_auth_requests WHERE client_id = $1",
-            "DELETE FROM auth.oidc_sessions WHERE client_id = $1",
-        ];
         let _turn = self.turns.take(&self.db).await;
-        let n = with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            for sql in DEPENDENTS {
-                sqlx::query(sql).bind(client_id).execute(&mut *tx).await?;
-            }
-            let n = sqlx::query("DELETE FROM auth.oidc_clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?.rows_affected();
-            tx.commit().await?;
-            n
-        });
+        let n = self.store.delete_cascade(client_id).await?;
         if n == 0 {
             return Err(IdentityError::NotFound("no client with that client_id".into()));
         }
@@ -335,13 +289,7 @@ impl Clients {
             ));
         }
         let secret = format!("cs_{}", random_token(32));
-        with_pool!(&self.db, pool => sqlx::query("UPDATE auth.oidc_clients SET secret_hash = $2, updated_at = $3 WHERE client_id = $1")
-            .bind(client_id)
-            .bind(self.secret_hash(&secret))
-            .bind(Timestamp::now())
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        self.store.set_secret_hash(client_id, &self.secret_hash(&secret)).await?;
         Ok(secret)
     }
 
@@ -354,39 +302,7 @@ impl Clients {
     /// By client_id; the cursor is the last client_id of the previous page.
     pub async fn list(&self, limit: i64, cursor: Option<&str>) -> Result<Page, IdentityError> {
         let limit = limit.clamp(1, crate::identity::users::MAX_PAGE);
-        let clients = with_pool!(&self.db, pool => {
-            let rows = sqlx::query(
-                "SELECT client_id, name, secret_hash, settings, resource_server, created_at, updated_at FROM auth.oidc_clients \
-                 WHERE ($1 IS NULL OR client_id > $1) ORDER BY client_id LIMIT $2")
-                .bind(cursor)
-                .bind(limit + 1)
-                .fetch_all(pool)
-                .await?;
-            rows.iter().map(|r| client_from(r).map(|(c, _)| c)).collect::<Result<Vec<Client>, sqlx::Error>>()?
-        });
+        let clients = self.store.page(cursor, limit + 1).await?;
         Ok(Page::from_overfetch("clients", clients, limit, |c| c.client_id.clone()))
     }
-}
-
-fn client_from<R: Row>(r: &R) -> Result<(Client, Option<String>), sqlx::Error>
-where
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    for<'x> String: sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
-    for<'x> Option<String>: sqlx::Decode<'x, R::Database>,
-    for<'x> bool: sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
-    for<'x> Timestamp: sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,
-{
-    let settings: String = r.try_get("settings")?;
-    let settings: Settings = serde_json::from_str(&settings).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok((
-        Client {
-            client_id: r.try_get("client_id")?,
-            name: r.try_get("name")?,
-            settings,
-            resource_server: r.try_get("resource_server")?,
-            created_at: rfc3339(r.try_get("created_at")?),
-            updated_at: rfc3339(r.try_get("updated_at")?),
-        },
-        r.try_get("secret_hash")?,
-    ))
 }

@@ -18,7 +18,6 @@ use base64::Engine;
 
 use super::keys::SigningKeys;
 use crate::identity::IdentityError;
-use crate::with_pool;
 
 /// How long an engine keeps signing with the active kid it last read.
 const ACTIVE_KID_TTL: Duration = Duration::from_secs(5);
@@ -146,10 +145,7 @@ impl SigningKeys {
         if let Some(s) = self.cache.by_kid.lock().ok().and_then(|m| m.get(kid).cloned()) {
             return Ok(s);
         }
-        let row: Option<(String, String)> = with_pool!(&self.db, pool => sqlx::query_as("SELECT alg, private_key FROM auth.jwks_keys WHERE kid = $1")
-            .bind(kid)
-            .fetch_optional(pool)
-            .await)?;
+        let row = self.store.sealed(kid).await?;
         let (alg, sealed) = row.ok_or_else(|| IdentityError::Internal(format!("signing key {kid} vanished")))?;
         let der = super::keys::open(&self.keys, kid, &sealed)?;
         let bad = || IdentityError::Internal(format!("signing key {kid} does not parse"));

@@ -10,17 +10,15 @@ use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::identity::error::is_unique_violation;
-use crate::identity::users::rfc3339;
 use std::sync::Arc;
 
+use super::store::{KeyStore, RetireFirst};
 use crate::config::OidcProviderConfig;
 use crate::identity::secrets::ServerKeys;
 use crate::identity::IdentityError;
 use crate::storage::{Db, Timestamp};
-use crate::with_pool;
 
 #[derive(Debug, Clone, Copy)]
 enum Retire {
@@ -93,7 +91,7 @@ fn generate(alg: &str) -> Result<(Vec<u8>, serde_json::Value), IdentityError> {
 /// The signing keys service: key lifecycle here, JWS signing and verification in `jwt.rs`.
 #[derive(Clone)]
 pub struct SigningKeys {
-    pub(super) db: Db,
+    pub(super) store: KeyStore,
     pub(super) rules: OidcProviderConfig,
     pub(super) keys: Arc<ServerKeys>,
     /// Parsed signing keys by kid, and the active kid of each algorithm.
@@ -102,7 +100,7 @@ pub struct SigningKeys {
 
 impl SigningKeys {
     pub fn new(db: Db, rules: OidcProviderConfig, keys: Arc<ServerKeys>) -> SigningKeys {
-        SigningKeys { db, rules, keys, cache: Default::default() }
+        SigningKeys { store: KeyStore::new(db), rules, keys, cache: Default::default() }
     }
 }
 
@@ -164,11 +162,7 @@ impl SigningKeys {
     }
 
     async fn active_kid(&self, alg: &str) -> Result<Option<String>, IdentityError> {
-        let kid = with_pool!(&self.db, pool => sqlx::query_scalar("SELECT kid FROM auth.jwks_keys WHERE alg = $1 AND status = 'active'")
-            .bind(alg)
-            .fetch_optional(pool)
-            .await)?;
-        Ok(kid)
+        Ok(self.store.active_kid(alg).await?)
     }
 
     /// Rotates each algorithm whose active key is older than `[auth.oidc_provider]
@@ -181,11 +175,7 @@ impl SigningKeys {
         let mut made = Vec::new();
         if cfg.key_rotation_days > 0 {
             let cutoff = Timestamp(Timestamp::now().0 - chrono::Duration::days(cfg.key_rotation_days as i64));
-            let algs: Vec<String> = with_pool!(&self.db, pool => sqlx::query_scalar(
-                "SELECT alg FROM auth.jwks_keys WHERE status = 'active' AND created_at < $1")
-                .bind(cutoff)
-                .fetch_all(pool)
-                .await)?;
+            let algs = self.store.algs_active_before(cutoff).await?;
             for alg in algs {
                 if let Some(kid) = self.insert_key(&alg, Retire::OlderThan(cutoff)).await? {
                     tracing::info!(kid, alg, "signing key rotated on schedule");
@@ -195,12 +185,7 @@ impl SigningKeys {
         }
         if cfg.key_retention_days > 0 {
             let cutoff = Timestamp(Timestamp::now().0 - chrono::Duration::days(cfg.key_retention_days as i64));
-            let pruned = with_pool!(&self.db, pool => sqlx::query(
-                "DELETE FROM auth.jwks_keys WHERE status = 'retired' AND retired_at < $1")
-                .bind(cutoff)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()))?;
+            let pruned = self.store.prune_retired(cutoff).await?;
             if pruned > 0 {
                 tracing::info!(pruned, "retired signing keys pruned");
             }
@@ -223,62 +208,20 @@ impl SigningKeys {
         }
         let sealed = seal(&self.keys, &kid, &private)?;
         let now = Timestamp::now();
-        with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let cutoff = match retire {
-                Retire::No => None,
-                Retire::Always => Some(now),
-                Retire::OlderThan(t) => Some(t),
-            };
-            if let Some(cutoff) = cutoff {
-                let retired = sqlx::query("UPDATE auth.jwks_keys SET status = 'retired', retired_at = $2 WHERE alg = $1 AND status = 'active' AND created_at <= $3")
-                    .bind(alg)
-                    .bind(now)
-                    .bind(cutoff)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if retired == 0 && matches!(retire, Retire::OlderThan(_)) {
-                    tx.rollback().await?;
-                    return Ok(None);
-                }
-            }
-            sqlx::query("INSERT INTO auth.jwks_keys (kid, alg, status, public_jwk, private_key, created_at) VALUES ($1, $2, 'active', $3, $4, $5)")
-                .bind(&kid)
-                .bind(alg)
-                .bind(jwk.to_string())
-                .bind(&sealed)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
+        let retire = match retire {
+            Retire::No => RetireFirst::No,
+            Retire::Always => RetireFirst::Always(now),
+            Retire::OlderThan(t) => RetireFirst::OlderThan(t),
+        };
+        if !self.store.insert_active(alg, retire, &kid, &jwk.to_string(), &sealed, now).await? {
+            return Ok(None);
+        }
         Ok(Some(kid))
     }
 
     /// Every key not pruned, active first, newest first.
     pub async fn list(&self) -> Result<Vec<KeyInfo>, IdentityError> {
-        let keys = with_pool!(&self.db, pool => {
-            let rows = sqlx::query(
-                "SELECT kid, alg, status, public_jwk, created_at, retired_at FROM auth.jwks_keys \
-                 ORDER BY CASE WHEN status = 'active' THEN 0 ELSE 1 END, created_at DESC")
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let jwk: String = r.try_get("public_jwk")?;
-                    let retired: Option<Timestamp> = r.try_get("retired_at")?;
-                    Ok(KeyInfo {
-                        kid: r.try_get("kid")?,
-                        alg: r.try_get("alg")?,
-                        status: r.try_get("status")?,
-                        created_at: rfc3339(r.try_get("created_at")?),
-                        retired_at: retired.map(rfc3339),
-                        public_jwk: crate::storage::json_column("jwks_keys.public_jwk", &jwk)?,
-                    })
-                })
-                .collect::<Result<Vec<KeyInfo>, sqlx::Error>>()?
-        });
+        let keys = self.store.list().await?;
         Ok(keys)
     }
 

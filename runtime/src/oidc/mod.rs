@@ -14,6 +14,13 @@
 //!   `resource.rs` (userinfo, RFC 7662 introspection, RFC 7009 revocation), `logout.rs`
 //!   (RP-initiated logout)
 //!
+//! Their SQL lives in `store/`, one store per table group, each a small handle over the pool
+//! that a service builds in `new`: `keys.rs` (`auth.jwks_keys`), `clients.rs` (clients and the
+//! cascade on delete), `grants.rs` (grants, refresh tokens, consents, revoked access tokens),
+//! `requests.rs` (parked authorization requests, codes and their redemption), `logout.rs` (OIDC
+//! sessions and the Logout Token queue), `assertions.rs` (client assertion replay). Services
+//! and endpoints keep the protocol rules; each atomic write is one store method.
+//!
 //! Pure parts: `discovery.rs` (the discovery document), `claims.rs` (claims by scope, the ID
 //! token and the RFC 9068 access token), `reply.rs` (what an endpoint answers, the OAuth error).
 
@@ -32,6 +39,7 @@ pub mod provider;
 mod pure_tests;
 pub mod reply;
 pub mod resource;
+mod store;
 pub mod token;
 
 pub use clients::Clients;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::store::{AssertionStore, GrantStore, RequestStore};
 use super::{Clients, Grants, SigningKeys};
 use crate::config::Config;
 use crate::identity::{Audit, Sessions, Users};
@@ -12,7 +13,15 @@ use crate::storage::{Db, WriteTurns};
 #[derive(Clone)]
 pub struct Provider {
     pub(super) config: Arc<Config>,
+    /// For the SQLite write turn only; statements go through the stores.
     pub(super) db: Db,
+    /// Parked requests and codes (`authorize.rs`, and their redemption in `token.rs`).
+    pub(super) requests: RequestStore,
+    /// Refresh rotation (`token.rs`) and a grant's claims request (`resource.rs`); the rest of
+    /// the grant rules go through `grants`.
+    pub(super) grant_rows: GrantStore,
+    /// Client assertion replay (`client_auth.rs`).
+    pub(super) assertions: AssertionStore,
     pub(super) turns: WriteTurns,
     pub(super) users: Users,
     pub(super) sessions: Sessions,
@@ -38,6 +47,8 @@ pub struct ProviderParts {
 impl Provider {
     pub fn new(p: ProviderParts) -> Provider {
         let ProviderParts { config, db, turns, users, sessions, clients, signing, grants, audit } = p;
-        Provider { config, db, turns, users, sessions, clients, signing, grants, audit }
+        let (requests, grant_rows, assertions) =
+            (RequestStore::new(db.clone()), GrantStore::new(db.clone()), AssertionStore::new(db.clone()));
+        Provider { config, db, requests, grant_rows, assertions, turns, users, sessions, clients, signing, grants, audit }
     }
 }

@@ -84,12 +84,7 @@ impl Provider {
     /// The `claims` request parameter of the authorization an access token came from.
     async fn grant_claims_request(&self, jti: &str) -> Result<Option<Value>, IdentityError> {
         let Some((grant, _)) = jti.split_once('.') else { return Ok(None) };
-        let text: Option<Option<String>> = crate::with_pool!(&self.db, pool => sqlx::query_scalar(
-            "SELECT claims FROM auth.oidc_grants WHERE id = $1")
-            .bind(grant)
-            .fetch_optional(pool)
-            .await)?;
-        Ok(crate::storage::json_column_opt("oidc_grants.claims", text.flatten())?)
+        Ok(self.grant_rows.claims_request(grant).await?)
     }
 
     /// Introspection and revocation authenticate the client the same way; a public client

@@ -7,11 +7,11 @@
 //! succeed, and a refused request leaves no rows behind.
 
 use serde_json::{json, Map, Value};
-use sqlx::Row;
 
 use super::claims::{at_hash, merge_hook, user_claims, ClaimsHook, HookInput};
 use super::client_auth::Outcome;
 use super::clients::Client;
+use super::store::NewRefresh;
 use super::Provider;
 use super::{form_params, json_text, later, now_secs, s256, split_scopes, OAuthError, Params, Reply};
 use crate::crypto::{random_token, sha256_hex};
@@ -19,31 +19,6 @@ use crate::identity::users::User;
 use crate::identity::{ids, IdentityError};
 use crate::request::HttpRequest;
 use crate::storage::Timestamp;
-use crate::with_pool;
-
-/// One refresh-token row, inside the grant's transaction (a macro: one body per backend).
-macro_rules! insert_refresh {
-    ($tx:expr, $token:expr, $grant:expr, $client:expr, $user:expr, $scopes:expr, $sid:expr, $auth_time:expr, $amr:expr, $acr:expr, $claims:expr, $expires:expr) => {
-        sqlx::query(
-            "INSERT INTO auth.oidc_refresh_tokens (token_hash, grant_id, client_id, user_id, scopes, session_id, auth_time, amr, acr, claims, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(sha256_hex($token.as_bytes()))
-        .bind($grant)
-        .bind($client)
-        .bind($user)
-        .bind($scopes)
-        .bind($sid)
-        .bind($auth_time)
-        .bind($amr)
-        .bind($acr)
-        .bind($claims)
-        .bind(Timestamp::now())
-        .bind($expires)
-        .execute(&mut *$tx)
-        .await
-    };
-}
 
 /// What a successful grant hands out, before it is written.
 struct Issued {
@@ -126,33 +101,7 @@ impl Provider {
     async fn code_grant(&self, client: &Client, p: &Params, hook: &dyn ClaimsHook) -> Result<Result<Issued, OAuthError>, IdentityError> {
         let Some(code) = p.get("code") else { return Ok(Err(OAuthError::invalid_request("the request has no code"))) };
         let code_hash = sha256_hex(code.as_bytes());
-        let row = with_pool!(&self.db, pool => {
-            match sqlx::query(
-                "SELECT client_id, user_id, session_id, redirect_uri, scopes, nonce, code_challenge, auth_time, amr, acr, claims, grant_id, expires_at, used_at \
-                 FROM auth.oidc_authorization_codes WHERE code_hash = $1")
-                .bind(&code_hash)
-                .fetch_optional(pool)
-                .await?
-            {
-                None => None,
-                Some(r) => Some(CodeRow {
-                    client_id: r.try_get("client_id")?,
-                    user_id: r.try_get("user_id")?,
-                    session_id: r.try_get("session_id")?,
-                    redirect_uri: r.try_get("redirect_uri")?,
-                    scopes: r.try_get("scopes")?,
-                    nonce: r.try_get("nonce")?,
-                    code_challenge: r.try_get("code_challenge")?,
-                    auth_time: r.try_get("auth_time")?,
-                    amr: r.try_get("amr")?,
-                    acr: r.try_get("acr")?,
-                    claims: r.try_get("claims")?,
-                    grant_id: r.try_get("grant_id")?,
-                    expires_at: r.try_get("expires_at")?,
-                    used_at: r.try_get("used_at")?,
-                }),
-            }
-        });
+        let row = self.requests.find_code(&code_hash).await?;
         let Some(row) = row else { return Ok(Err(OAuthError::invalid_grant("the code is unknown or expired"))) };
         if row.client_id != client.client_id {
             return Ok(Err(OAuthError::invalid_grant("the code was issued to another client")));
@@ -218,44 +167,22 @@ impl Provider {
         let issued = self.sign_user_tokens(&subject, hook).await?;
         let now = Timestamp::now();
         let turn = self.turns.take(&self.db).await;
-        let claimed = with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query("UPDATE auth.oidc_authorization_codes SET used_at = $2, grant_id = $3 WHERE code_hash = $1 AND used_at IS NULL")
-                .bind(&code_hash)
-                .bind(now)
-                .bind(&grant_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 1 {
-                sqlx::query("INSERT INTO auth.oidc_grants (id, client_id, user_id, session_id, scopes, claims, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                    .bind(&grant_id)
-                    .bind(&client.client_id)
-                    .bind(&user.id)
-                    .bind(&row.session_id)
-                    .bind(&row.scopes)
-                    .bind(&row.claims)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some(rt) = &issued.refresh_token {
-                    insert_refresh!(tx, rt, &grant_id, &client.client_id, &user.id, &row.scopes, row.session_id.as_deref(), row.auth_time, &row.amr, row.acr.as_deref(), row.claims.as_deref(), self.refresh_expiry())?;
-                }
-                if let (Some(_), Some(sid)) = (&issued.id_token, &row.session_id) {
-                    sqlx::query("INSERT INTO auth.oidc_sessions (sid, client_id, user_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (sid, client_id) DO NOTHING")
-                        .bind(sid)
-                        .bind(&client.client_id)
-                        .bind(&user.id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-            n == 1
+        let refresh = issued.refresh_token.as_ref().map(|rt| NewRefresh {
+            token_hash: sha256_hex(rt.as_bytes()),
+            grant_id: &grant_id,
+            client_id: &client.client_id,
+            user_id: &user.id,
+            scopes: &row.scopes,
+            session_id: row.session_id.as_deref(),
+            auth_time: row.auth_time,
+            amr: &row.amr,
+            acr: row.acr.as_deref(),
+            claims: row.claims.as_deref(),
+            expires_at: self.refresh_expiry(),
         });
+        // The client joins the browser session only when it got an ID token in it.
+        let session = issued.id_token.as_ref().and(row.session_id.as_deref());
+        let claimed = self.requests.redeem_code(&code_hash, &row, &grant_id, refresh.as_ref(), session, now).await?;
         drop(turn);
         if !claimed {
             return Ok(Err(OAuthError::invalid_grant("the code was already used")));
@@ -320,70 +247,23 @@ impl Provider {
         let (scopes_text, amr_text, claims_text) =
             (json_text(&rec.scopes), json_text(&rec.amr), rec.claims.as_ref().map(|c| c.to_string()));
         let expiry = self.refresh_expiry();
-        let turn = self.turns.take(&self.db).await;
-        // Spend it (within the grace window it is spent already and stays so) and insert the
-        // next one, atomically; no row spent means the family was revoked meanwhile.
-        // DIALECT: PostgreSQL does both in one statement (a data-modifying CTE), which saves
-        // three round trips on the hottest path; SQLite has no such CTE and uses a transaction.
-        let ok = match &self.db {
-            crate::storage::Db::Postgres(pool) => {
-                let n = sqlx::query(
-                    "WITH spent AS (UPDATE auth.oidc_refresh_tokens SET used_at = COALESCE(used_at, $13) WHERE token_hash = $14 AND revoked = FALSE RETURNING 1) \
-                     INSERT INTO auth.oidc_refresh_tokens (token_hash, grant_id, client_id, user_id, scopes, session_id, auth_time, amr, acr, claims, created_at, expires_at) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM spent",
-                )
-                .bind(sha256_hex(next.as_bytes()))
-                .bind(&rec.grant_id)
-                .bind(&client.client_id)
-                .bind(&user.id)
-                .bind(&scopes_text)
-                .bind(rec.session_id.as_deref())
-                .bind(rec.auth_time)
-                .bind(&amr_text)
-                .bind(rec.acr.as_deref())
-                .bind(claims_text.as_deref())
-                .bind(now)
-                .bind(expiry)
-                .bind(now)
-                .bind(&hash)
-                .execute(pool)
-                .await
-                .map_err(IdentityError::from)?
-                .rows_affected();
-                n == 1
-            }
-            crate::storage::Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                let live = sqlx::query(
-                    "UPDATE auth.oidc_refresh_tokens SET used_at = COALESCE(used_at, $2) WHERE token_hash = $1 AND revoked = FALSE",
-                )
-                .bind(&hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if live == 1 {
-                    insert_refresh!(
-                        tx,
-                        &next,
-                        &rec.grant_id,
-                        &client.client_id,
-                        &user.id,
-                        &scopes_text,
-                        rec.session_id.as_deref(),
-                        rec.auth_time,
-                        &amr_text,
-                        rec.acr.as_deref(),
-                        claims_text.as_deref(),
-                        expiry
-                    )?;
-                    tx.commit().await?;
-                } else {
-                    tx.rollback().await?;
-                }
-                live == 1
-            }
+        let next_row = NewRefresh {
+            token_hash: sha256_hex(next.as_bytes()),
+            grant_id: &rec.grant_id,
+            client_id: &client.client_id,
+            user_id: &user.id,
+            scopes: &scopes_text,
+            session_id: rec.session_id.as_deref(),
+            auth_time: rec.auth_time,
+            amr: &amr_text,
+            acr: rec.acr.as_deref(),
+            claims: claims_text.as_deref(),
+            expires_at: expiry,
         };
+        let turn = self.turns.take(&self.db).await;
+        // Spend it and insert the next one, atomically; no row spent means the family was
+        // revoked meanwhile.
+        let ok = self.grant_rows.rotate_refresh(&hash, &next_row, now).await?;
         drop(turn);
         if !ok {
             return Ok(Err(OAuthError::invalid_grant("the refresh token was revoked")));
@@ -492,21 +372,4 @@ impl Provider {
         let refresh_token = s.client.settings.grant_types.iter().any(|g| g == "refresh_token").then(|| random_token(32));
         Ok(Issued { access_token, id_token, refresh_token, scopes: s.scopes.to_vec() })
     }
-}
-
-struct CodeRow {
-    client_id: String,
-    user_id: String,
-    session_id: Option<String>,
-    redirect_uri: String,
-    scopes: String,
-    nonce: Option<String>,
-    code_challenge: Option<String>,
-    auth_time: i64,
-    amr: String,
-    acr: Option<String>,
-    claims: Option<String>,
-    grant_id: Option<String>,
-    expires_at: Timestamp,
-    used_at: Option<Timestamp>,
 }
