@@ -4,37 +4,19 @@
 //! engine reaches the others quickly, and a token signed meanwhile with the retired key still
 //! verifies because retired keys stay published.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use aws_lc_rs::signature::{
-    EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair, RsaPublicKeyComponents, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384,
-    RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA256, RSA_PSS_2048_8192_SHA256, RSA_PSS_2048_8192_SHA384, RSA_PSS_2048_8192_SHA512,
+    RsaPublicKeyComponents, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256,
+    RSA_PKCS1_2048_8192_SHA384, RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA256, RSA_PSS_2048_8192_SHA256, RSA_PSS_2048_8192_SHA384,
+    RSA_PSS_2048_8192_SHA512,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use super::keys::SigningKeys;
+use super::keys::{Signer, SigningKeys};
 use crate::identity::IdentityError;
 
-/// How long an engine keeps signing with the active kid it last read.
-const ACTIVE_KID_TTL: Duration = Duration::from_secs(5);
 /// Clock skew allowed on `exp` and `nbf`.
 const LEEWAY_SECS: i64 = 60;
-
-enum Signer {
-    Rsa(RsaKeyPair),
-    Ec(EcdsaKeyPair),
-    Ed(Ed25519KeyPair),
-}
-
-#[derive(Default)]
-pub struct Signers {
-    by_kid: Mutex<HashMap<String, Arc<Signer>>>,
-    active: Mutex<HashMap<String, (String, Instant)>>,
-}
 
 /// What a verification checks besides the signature.
 #[derive(Debug, Default, Clone)]
@@ -124,41 +106,6 @@ impl SigningKeys {
             }
         }
         Ok(claims)
-    }
-
-    async fn active_kid_cached(&self, alg: &str) -> Result<String, IdentityError> {
-        if let Ok(cache) = self.cache.active.lock() {
-            if let Some((kid, at)) = cache.get(alg) {
-                if at.elapsed() < ACTIVE_KID_TTL {
-                    return Ok(kid.clone());
-                }
-            }
-        }
-        let kid = self.ensure(alg).await?;
-        if let Ok(mut cache) = self.cache.active.lock() {
-            cache.insert(alg.to_string(), (kid.clone(), Instant::now()));
-        }
-        Ok(kid)
-    }
-
-    async fn signer(&self, kid: &str) -> Result<Arc<Signer>, IdentityError> {
-        if let Some(s) = self.cache.by_kid.lock().ok().and_then(|m| m.get(kid).cloned()) {
-            return Ok(s);
-        }
-        let row = self.store.sealed(kid).await?;
-        let (alg, sealed) = row.ok_or_else(|| IdentityError::Internal(format!("signing key {kid} vanished")))?;
-        let der = super::keys::open(&self.keys, kid, &sealed)?;
-        let bad = || IdentityError::Internal(format!("signing key {kid} does not parse"));
-        let signer = Arc::new(match alg.as_str() {
-            "RS256" => Signer::Rsa(RsaKeyPair::from_pkcs8(&der).map_err(|_| bad())?),
-            "ES256" => Signer::Ec(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).map_err(|_| bad())?),
-            "EdDSA" => Signer::Ed(Ed25519KeyPair::from_pkcs8(&der).map_err(|_| bad())?),
-            _ => return Err(bad()),
-        });
-        if let Ok(mut m) = self.cache.by_kid.lock() {
-            m.insert(kid.to_string(), signer.clone());
-        }
-        Ok(signer)
     }
 }
 

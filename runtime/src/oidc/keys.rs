@@ -6,7 +6,11 @@
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde::Serialize;
@@ -95,7 +99,7 @@ pub struct SigningKeys {
     pub(super) rules: OidcProviderConfig,
     pub(super) keys: Arc<ServerKeys>,
     /// Parsed signing keys by kid, and the active kid of each algorithm.
-    pub(super) cache: Arc<super::jwt::Signers>,
+    pub(super) cache: Arc<Signers>,
 }
 
 impl SigningKeys {
@@ -229,5 +233,60 @@ impl SigningKeys {
     pub async fn jwks(&self) -> Result<serde_json::Value, IdentityError> {
         let keys: Vec<serde_json::Value> = self.list().await?.into_iter().map(|k| k.public_jwk).collect();
         Ok(serde_json::json!({ "keys": keys }))
+    }
+}
+
+/// How long an engine keeps signing with the active kid it last read.
+const ACTIVE_KID_TTL: Duration = Duration::from_secs(5);
+
+/// A parsed private key, ready to sign (parsed once per kid: a kid's key never changes).
+pub(super) enum Signer {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+#[derive(Default)]
+/// Parsed keys by kid, and the active kid of each algorithm with when it was read.
+pub struct Signers {
+    by_kid: Mutex<HashMap<String, Arc<Signer>>>,
+    active: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+/// The key cache, the only place parsed key material is held.
+impl SigningKeys {
+    pub(super) async fn active_kid_cached(&self, alg: &str) -> Result<String, IdentityError> {
+        if let Ok(cache) = self.cache.active.lock() {
+            if let Some((kid, at)) = cache.get(alg) {
+                if at.elapsed() < ACTIVE_KID_TTL {
+                    return Ok(kid.clone());
+                }
+            }
+        }
+        let kid = self.ensure(alg).await?;
+        if let Ok(mut cache) = self.cache.active.lock() {
+            cache.insert(alg.to_string(), (kid.clone(), Instant::now()));
+        }
+        Ok(kid)
+    }
+
+    pub(super) async fn signer(&self, kid: &str) -> Result<Arc<Signer>, IdentityError> {
+        if let Some(s) = self.cache.by_kid.lock().ok().and_then(|m| m.get(kid).cloned()) {
+            return Ok(s);
+        }
+        let row = self.store.sealed(kid).await?;
+        let (alg, sealed) = row.ok_or_else(|| IdentityError::Internal(format!("signing key {kid} vanished")))?;
+        let der = open(&self.keys, kid, &sealed)?;
+        let bad = || IdentityError::Internal(format!("signing key {kid} does not parse"));
+        let signer = Arc::new(match alg.as_str() {
+            "RS256" => Signer::Rsa(RsaKeyPair::from_pkcs8(&der).map_err(|_| bad())?),
+            "ES256" => Signer::Ec(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).map_err(|_| bad())?),
+            "EdDSA" => Signer::Ed(Ed25519KeyPair::from_pkcs8(&der).map_err(|_| bad())?),
+            _ => return Err(bad()),
+        });
+        if let Ok(mut m) = self.cache.by_kid.lock() {
+            m.insert(kid.to_string(), signer.clone());
+        }
+        Ok(signer)
     }
 }
