@@ -16,7 +16,6 @@ use crate::storage::{Db, Timestamp};
 
 pub use super::store::users::User;
 // The OpenID provider reads users joined to its own rows through the same mapping.
-pub(crate) use super::store::users::from_row;
 
 /// Fields of a new user.
 #[derive(Debug, Default, Clone)]

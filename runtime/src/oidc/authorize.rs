@@ -9,10 +9,10 @@
 //! login is accepted the parked request is bound to that browser session: resuming it from
 //! another browser restarts the login.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::clients::Client;
+pub use super::store::AuthRequest;
 use super::store::{NewCode, Parked};
 use super::Provider;
 use super::{json_text, later, now_secs, split_scopes, with_params, OAuthError, Params, Reply};
@@ -35,24 +35,6 @@ pub const FLOW_ERRORS: &[&str] = &[
     "account_selection_required",
     "temporarily_unavailable",
 ];
-
-/// An authorization request once checked, as it is parked and later turned into a code.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuthRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub response_mode: String,
-    pub scopes: Vec<String>,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub prompt: Vec<String>,
-    pub max_age: Option<i64>,
-    pub login_hint: Option<String>,
-    pub acr_values: Vec<String>,
-    pub claims: Option<Value>,
-    pub created_at: i64,
-}
 
 impl AuthRequest {
     fn prompts(&self, p: &str) -> bool {

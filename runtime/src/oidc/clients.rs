@@ -1,49 +1,17 @@
 //! `auth.oidc_clients`: the relying parties. Settings are validated here, once, whichever way
 //! they arrive (admin API, console, Lua); the secret is shown once and kept as an HMAC.
 
-use serde::{Deserialize, Serialize};
-
 use crate::crypto::{constant_time_eq, random_token};
 use crate::identity::IdentityError;
 use std::sync::Arc;
 
 use super::store::ClientStore;
+pub use super::store::{Client, Settings};
 use crate::identity::secrets::ServerKeys;
 use crate::storage::{Db, Timestamp, WriteTurns};
 
 const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none", "private_key_jwt"];
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
-
-/// What a client may do; stored as one JSON document.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Settings {
-    pub redirect_uris: Vec<String>,
-    pub post_logout_redirect_uris: Vec<String>,
-    pub default_scopes: Vec<String>,
-    pub grant_types: Vec<String>,
-    pub token_endpoint_auth_method: String,
-    pub pkce_required: bool,
-    pub skip_consent: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub backchannel_logout_uri: Option<String>,
-    pub id_token_signed_response_alg: String,
-    /// Public keys for `private_key_jwt`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jwks: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Client {
-    pub client_id: String,
-    pub name: String,
-    #[serde(flatten)]
-    pub settings: Settings,
-    /// May introspect tokens issued to other clients (an API checking bearer tokens). Its own
-    /// column, not part of `settings`: see migration 0006.
-    pub resource_server: bool,
-    pub created_at: String,
-    pub updated_at: String,
-}
 
 pub type Page = crate::storage::Page<Client>;
 

@@ -8,28 +8,9 @@
 
 use super::json_text;
 use super::store::GrantStore;
-use crate::identity::users::User;
+pub use super::store::RefreshRecord;
 use crate::identity::IdentityError;
 use crate::storage::{Db, Timestamp, WriteTurns};
-
-/// A stored refresh token, with its grant's state and its user (read in the same query: a
-/// refresh is the token endpoint's hot path).
-#[derive(Debug, Clone)]
-pub struct RefreshRecord {
-    pub user: User,
-    pub grant_id: String,
-    pub client_id: String,
-    pub user_id: String,
-    pub scopes: Vec<String>,
-    pub session_id: Option<String>,
-    pub auth_time: i64,
-    pub amr: Vec<String>,
-    pub acr: Option<String>,
-    pub claims: Option<serde_json::Value>,
-    pub expires_at: Timestamp,
-    pub used_at: Option<Timestamp>,
-    pub revoked: bool,
-}
 
 #[derive(Clone)]
 pub struct Grants {

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use serde::Serialize;
 
 use crate::identity::error::is_unique_violation;
 use std::sync::Arc;
 
+pub use super::store::KeyInfo;
 use super::store::{KeyStore, RetireFirst};
 use crate::config::OidcProviderConfig;
 use crate::identity::secrets::ServerKeys;
@@ -34,17 +34,6 @@ enum Retire {
 /// The algorithms keys can be made for, by their JOSE names.
 pub const ALGORITHMS: &[&str] = &["RS256", "ES256", "EdDSA"];
 pub const DEFAULT_ALG: &str = "RS256";
-
-#[derive(Debug, Clone, Serialize)]
-pub struct KeyInfo {
-    pub kid: String,
-    pub alg: String,
-    pub status: String,
-    pub created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retired_at: Option<String>,
-    pub public_jwk: serde_json::Value,
-}
 
 fn check_alg(alg: &str) -> Result<(), IdentityError> {
     if ALGORITHMS.contains(&alg) {

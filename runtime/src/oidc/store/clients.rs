@@ -1,10 +1,10 @@
 //! `auth.oidc_clients`, and on delete every row that hangs off a client: its refresh tokens,
 //! codes, grants, consents, parked requests and OIDC sessions.
 
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::super::clients::{Client, Settings};
-use crate::identity::users::rfc3339;
+use crate::storage::rfc3339;
 use crate::storage::{Db, Timestamp};
 use crate::with_pool;
 
@@ -140,4 +140,35 @@ where
         },
         r.try_get("secret_hash")?,
     ))
+}
+
+/// What a client may do; stored as one JSON document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub default_scopes: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    pub pkce_required: bool,
+    pub skip_consent: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    pub id_token_signed_response_alg: String,
+    /// Public keys for `private_key_jwt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub settings: Settings,
+    /// May introspect tokens issued to other clients (an API checking bearer tokens). Its own
+    /// column, not part of `settings`: see migration 0006.
+    pub resource_server: bool,
+    pub created_at: String,
+    pub updated_at: String,
 }

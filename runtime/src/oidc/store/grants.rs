@@ -2,9 +2,9 @@
 //! token is written with the code exchange in `requests.rs`), `auth.oidc_consents`, and the
 //! revoked access tokens of `auth.oidc_revoked_tokens`.
 
+use crate::identity::store::users::User;
 use sqlx::Row;
 
-use super::super::grants::RefreshRecord;
 use crate::storage::{Db, Timestamp};
 use crate::with_pool;
 
@@ -54,7 +54,7 @@ impl GrantStore {
                     let grant_revoked: Option<Timestamp> = r.try_get("revoked_at")?;
                     let revoked: bool = r.try_get("revoked")?;
                     Ok(Some(RefreshRecord {
-                        user: crate::identity::users::from_row(&r)?.0,
+                        user: crate::identity::store::users::from_row(&r)?.0,
                         grant_id: r.try_get("grant_id")?,
                         client_id: r.try_get("client_id")?,
                         user_id: r.try_get("user_id")?,
@@ -217,4 +217,23 @@ impl GrantStore {
             .await
             .map(|r| r.rows_affected()))
     }
+}
+
+/// A stored refresh token, with its grant's state and its user (read in the same query: a
+/// refresh is the token endpoint's hot path).
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    pub user: User,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    pub session_id: Option<String>,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub acr: Option<String>,
+    pub claims: Option<serde_json::Value>,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    pub revoked: bool,
 }

@@ -1,9 +1,9 @@
 //! `auth.jwks_keys`: the signing keys, their public JWKs and sealed private keys.
 
+use serde::Serialize;
 use sqlx::Row;
 
-use super::super::keys::KeyInfo;
-use crate::identity::users::rfc3339;
+use crate::storage::rfc3339;
 use crate::storage::{Db, Timestamp};
 use crate::with_pool;
 
@@ -130,4 +130,15 @@ impl KeyStore {
             .fetch_optional(pool)
             .await)
     }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    pub status: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<String>,
+    pub public_jwk: serde_json::Value,
 }

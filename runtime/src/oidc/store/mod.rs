@@ -37,8 +37,8 @@ mod logout;
 mod requests;
 
 pub use assertions::AssertionStore;
-pub use clients::ClientStore;
-pub use grants::{GrantStore, NewRefresh};
-pub use keys::{KeyStore, RetireFirst};
+pub use clients::{Client, ClientStore, Settings};
+pub use grants::{GrantStore, NewRefresh, RefreshRecord};
+pub use keys::{KeyInfo, KeyStore, RetireFirst};
 pub use logout::{Delivery, Due, LogoutStore};
-pub use requests::{NewCode, Parked, RequestStore};
+pub use requests::{AuthRequest, NewCode, Parked, RequestStore};

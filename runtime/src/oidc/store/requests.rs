@@ -3,9 +3,10 @@
 //! the grant (`auth.oidc_grants`), its first refresh token and the client's place in the
 //! browser session (`auth.oidc_sessions`), in the transaction that claims the code.
 
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::Row;
 
-use super::super::authorize::AuthRequest;
 use super::NewRefresh;
 use crate::storage::{Db, Timestamp};
 use crate::with_pool;
@@ -304,4 +305,22 @@ impl RequestStore {
             Ok(n == 1)
         })
     }
+}
+
+/// An authorization request once checked, as it is parked and later turned into a code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub response_mode: String,
+    pub scopes: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub acr_values: Vec<String>,
+    pub claims: Option<Value>,
+    pub created_at: i64,
 }
