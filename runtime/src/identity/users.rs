@@ -279,7 +279,7 @@ impl Users {
             }
         }
         // No "login.succeeded" here: that entry is written with the session it starts
-        // (`create_session`), in one transaction.
+        // (`Sessions::create`), in one transaction.
         Ok(user)
     }
 }
