@@ -81,6 +81,19 @@ pub struct UserStore {
     db: Db,
 }
 
+/// Binds the writable fields in the places both the insert and the update name them ($2 to $8).
+macro_rules! bind_fields {
+    ($q:expr, $f:expr) => {
+        $q.bind($f.email)
+            .bind($f.email_normalized)
+            .bind($f.email_verified)
+            .bind($f.display_name)
+            .bind($f.disabled)
+            .bind($f.roles)
+            .bind($f.metadata)
+    };
+}
+
 impl UserStore {
     pub fn new(db: Db) -> UserStore {
         UserStore { db }
@@ -88,17 +101,10 @@ impl UserStore {
 
     /// A new row; a taken email is the backend's unique violation, for the caller to name.
     pub async fn insert(&self, id: &str, f: &Fields<'_>, password_hash: Option<&str>, now: Timestamp) -> Result<(), sqlx::Error> {
-        with_pool!(&self.db, pool => sqlx::query(
-            "INSERT INTO auth.users (id, email, email_normalized, email_verified, display_name, disabled, roles, metadata, password_hash, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)")
-            .bind(id)
-            .bind(f.email)
-            .bind(f.email_normalized)
-            .bind(f.email_verified)
-            .bind(f.display_name)
-            .bind(f.disabled)
-            .bind(f.roles)
-            .bind(f.metadata)
+        const INSERT: &str =
+            "INSERT INTO auth.users (id, email, email_normalized, email_verified, display_name, disabled, roles, metadata, \
+             password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)";
+        with_pool!(&self.db, pool => bind_fields!(sqlx::query(INSERT).bind(id), f)
             .bind(password_hash)
             .bind(now)
             .execute(pool)
@@ -119,17 +125,9 @@ impl UserStore {
 
     /// Rewrites every writable field; returns how many rows matched (0: no such user).
     pub async fn update(&self, id: &str, f: &Fields<'_>) -> Result<u64, sqlx::Error> {
-        with_pool!(&self.db, pool => sqlx::query(
-            "UPDATE auth.users SET email = $2, email_normalized = $3, email_verified = $4, display_name = $5, \
-             disabled = $6, roles = $7, metadata = $8, updated_at = $9 WHERE id = $1")
-            .bind(id)
-            .bind(f.email)
-            .bind(f.email_normalized)
-            .bind(f.email_verified)
-            .bind(f.display_name)
-            .bind(f.disabled)
-            .bind(f.roles)
-            .bind(f.metadata)
+        const UPDATE: &str = "UPDATE auth.users SET email = $2, email_normalized = $3, email_verified = $4, display_name = $5, \
+             disabled = $6, roles = $7, metadata = $8, updated_at = $9 WHERE id = $1";
+        with_pool!(&self.db, pool => bind_fields!(sqlx::query(UPDATE).bind(id), f)
             .bind(Timestamp::now())
             .execute(pool)
             .await
