@@ -33,7 +33,8 @@ impl Failure {
         self
     }
 
-    /// Read back from Lua: a table with a `code` (what stdlib calls and `errors.new` return).
+    /// Read back from Lua: a table with a `code` (what stdlib calls and `errors.new` return),
+    /// or the older "code: message" string that flows built by hand before errors were tables.
     pub fn from_lua_value(v: &Value) -> Option<Failure> {
         match v {
             Value::Table(t) => {
@@ -48,7 +49,21 @@ impl Failure {
                 }
                 Some(f)
             }
+            Value::String(s) => {
+                let s = s.to_str().ok()?.to_string();
+                let (code, message) = s.split_once(": ").unwrap_or(("internal", s.as_str()));
+                let code_like = !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                Some(if code_like { Failure::new(code, message) } else { Failure::new("internal", s.as_str()) })
+            }
             _ => None,
+        }
+    }
+
+    /// Whether `t` is an error a stdlib call (or `errors.new`) made: it carries their metatable.
+    pub fn is_failure(lua: &Lua, t: &Table) -> bool {
+        match (t.metatable(), lua.named_registry_value::<Value>(METATABLE)) {
+            (Some(mt), Ok(Value::Table(ours))) => mt == ours,
+            _ => false,
         }
     }
 

@@ -83,7 +83,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
 /// The JSON answer to a failure: its code's status, the code (`invalid` as `invalid_field`,
 /// `bad_json` as `invalid_request`, the API's names), the message, and `Retry-After` from the
 /// failure's details. `WWW-Authenticate` on a 401.
-fn fail_response(lua: &Lua, f: &Failure) -> mlua::Result<AnyUserData> {
+pub(crate) fn fail_response(lua: &Lua, f: &Failure) -> mlua::Result<AnyUserData> {
     let status = status_of(&f.code);
     let code = match f.code.as_str() {
         "invalid" => "invalid_field",

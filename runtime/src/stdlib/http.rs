@@ -269,6 +269,12 @@ pub fn response_from(lua: &Lua, ret: Value) -> mlua::Result<FlowResponse> {
             let ud = respond(lua, 200, "text/html; charset=utf-8", Bytes::copy_from_slice(&s.as_bytes()))?;
             ud.take::<FlowResponse>()
         }
+        // An error of `nil, err` returned as it is (`return err`): answered as `admin.fail` would,
+        // with its code's status, so a handler that passes a refusal on gets the right one.
+        Value::Table(t) if crate::lua::Failure::is_failure(lua, &t) => {
+            let f = crate::lua::Failure::from_lua_value(&Value::Table(t)).ok_or_else(|| mlua::Error::runtime("an error without a code"))?;
+            super::admin::fail_response(lua, &f)?.take::<FlowResponse>()
+        }
         Value::Nil => Err(mlua::Error::runtime("the handler returned no response (return http.html(...), http.json(...), ...)")),
         other => Err(mlua::Error::runtime(format!(
             "the handler returned a {} instead of a response (return http.html(...), http.json(...), ...)",

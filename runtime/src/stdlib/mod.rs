@@ -283,3 +283,28 @@ mod kept_handler_tests {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod error_answer_tests {
+    use mlua::{IntoLua, Lua};
+
+    use crate::lua::Failure;
+
+    /// A handler that passes a refusal on (`return err`, as admin flows did with the response
+    /// `admin.require` used to give) is answered with the code's status, not a 500.
+    #[test]
+    fn a_returned_error_is_answered_with_its_status() {
+        let lua = Lua::new();
+        let err = Failure::new("unauthorized", "send a key").into_lua(&lua).unwrap();
+        let resp = super::http::response_from(&lua, err).unwrap();
+        assert_eq!(resp.status, 401);
+        assert!(String::from_utf8_lossy(&resp.body).contains("\"error\":\"unauthorized\""));
+        let throttled = Failure::new("throttled", "wait").detail("retry_after", 9u64).into_lua(&lua).unwrap();
+        let resp = super::http::response_from(&lua, throttled).unwrap();
+        assert_eq!(resp.status, 429);
+        assert!(resp.headers.iter().any(|(n, v)| n == http::header::RETRY_AFTER && v == "9"));
+        // A plain table is still a handler bug.
+        assert!(super::http::response_from(&lua, mlua::Value::Table(lua.create_table().unwrap())).is_err());
+    }
+}
