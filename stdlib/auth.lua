@@ -45,8 +45,10 @@ local function call(c, method, path, body)
   if res.status == 204 then return true end
   local decoded, derr = json.decode(res.body)
   if res.status >= 400 then
-    if decoded and type(decoded) == "table" and decoded.error then
-      return nil, failure(tostring(decoded.error), tostring(decoded.error_description or ""), res.status)
+    -- The API's own error code; anything else (a proxy's page, an odd body) is http_error.
+    local code = decoded and type(decoded) == "table" and decoded.error
+    if type(code) == "string" and #code <= 64 and code:match("^[a-z0-9_]+$") then
+      return nil, failure(code, tostring(decoded.error_description or ""), res.status)
     end
     return nil, failure("http_error", "status " .. res.status, res.status)
   end

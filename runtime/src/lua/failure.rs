@@ -53,7 +53,17 @@ impl Failure {
                 let s = s.to_str().ok()?.to_string();
                 let (code, message) = s.split_once(": ").unwrap_or(("internal", s.as_str()));
                 let code_like = !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-                Some(if code_like { Failure::new(code, message) } else { Failure::new("internal", s.as_str()) })
+                if !code_like {
+                    return Some(Failure::new("internal", s.as_str()));
+                }
+                let mut f = Failure::new(code, message);
+                // The older strings carried the wait only in their text ("... in N seconds").
+                if code == "throttled" || code == "busy" {
+                    if let Some(secs) = message.split_whitespace().rev().find_map(|w| w.parse::<u64>().ok()) {
+                        f = f.detail("retry_after", secs);
+                    }
+                }
+                Some(f)
             }
             _ => None,
         }

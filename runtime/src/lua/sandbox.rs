@@ -47,7 +47,7 @@ const YIELD_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Runs before any chunk: hides the string metatable and builds the wrapped `pcall`/`xpcall`.
 const PRELUDE: &str = r#"
-local budget_exceeded, raw_pcall, raw_xpcall, select, error = ...
+local budget_exceeded, raw_pcall, raw_xpcall, select, error, is_failure, tostring, raw_assert = ...
 getmetatable("").__metatable = false
 local function rethrow(ok, ...)
   if not ok and budget_exceeded() then error((...), 0) end
@@ -55,7 +55,21 @@ local function rethrow(ok, ...)
 end
 local function pcall(f, ...) return rethrow(raw_pcall(f, ...)) end
 local function xpcall(f, handler, ...) return rethrow(raw_xpcall(f, handler, ...)) end
-return pcall, xpcall
+-- An error of `nil, err` raised as it is (`error(err)`, `assert(x, err)`) is raised as its
+-- text, "code: message": the host's log shows a table's address otherwise. Anything else is
+-- raised unchanged. Not tail calls, so `level` counts from the caller as Lua's own does.
+local function raise(e, level)
+  if is_failure(e) then e = tostring(e) end
+  if level == 0 then error(e, 0) end
+  error(e, (level or 1) + 1)
+end
+local function assert(v, m, ...)
+  if v then return v, m, ... end
+  if m == nil then raw_assert(v) end
+  if is_failure(m) then m = tostring(m) end
+  error(m, 0)
+end
+return pcall, xpcall, raise, assert
 "#;
 
 /// Serves one request in one Lua thread: the flow's top level in a fresh environment (phase
@@ -252,15 +266,21 @@ impl Vm {
         }
         let flag = exceeded.clone();
         let check = lua.create_function(move |_, ()| Ok(flag.load(Ordering::Relaxed)))?;
-        let (pcall, xpcall): (Function, Function) = lua.load(PRELUDE).set_name("=sandbox").call((
+        let is_failure = lua.create_function(|lua, v: Value| Ok(matches!(&v, Value::Table(t) if super::Failure::is_failure(lua, t))))?;
+        let (pcall, xpcall, error, assert): (Function, Function, Function, Function) = lua.load(PRELUDE).set_name("=sandbox").call((
             check,
             globals.raw_get::<Function>("pcall")?,
             globals.raw_get::<Function>("xpcall")?,
             globals.raw_get::<Function>("select")?,
             globals.raw_get::<Function>("error")?,
+            is_failure,
+            globals.raw_get::<Function>("tostring")?,
+            globals.raw_get::<Function>("assert")?,
         ))?;
         allowed.raw_set("pcall", pcall)?;
         allowed.raw_set("xpcall", xpcall)?;
+        allowed.raw_set("error", error)?;
+        allowed.raw_set("assert", assert)?;
         allowed.raw_set("unpack", lua.globals().raw_get::<Table>("table")?.raw_get::<Value>("unpack")?)?;
         allowed.raw_set("print", lua.create_function(print)?)?;
 

@@ -95,7 +95,14 @@ pub(crate) fn context(lua: &Lua) -> Context {
 pub(crate) fn outcome<T>(r: Result<T, IdentityError>) -> mlua::Result<Outcome<T>> {
     match r {
         Ok(v) => Ok(Outcome::Ok(v)),
-        Err(e) if e.is_operational() => Ok(Outcome::Fail(failure(&e))),
+        Err(e) if e.is_operational() => {
+            // The person's message leaves the cause out (an SMTP server's answer, say): the
+            // log keeps it.
+            if matches!(e, IdentityError::Mail(_)) {
+                tracing::warn!(error = %e, "mail not sent");
+            }
+            Ok(Outcome::Fail(failure(&e)))
+        }
         Err(e) => Err(mlua::Error::external(e)),
     }
 }

@@ -45,9 +45,10 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             match id.throttle.hit(&key, limit, window_secs).await {
                 Ok(None) => Ok(Outcome::Ok(true)),
                 Err(e @ crate::identity::IdentityError::Invalid { .. }) => Ok(Outcome::Fail(super::failure(&e))),
-                Ok(Some(wait)) => {
-                    Ok(Outcome::Fail(crate::lua::Failure::new("throttled", format!("too many attempts, try again in {wait} seconds"))))
-                }
+                Ok(Some(wait)) => Ok(Outcome::Fail(
+                    crate::lua::Failure::new("throttled", format!("too many attempts, try again in {wait} seconds"))
+                        .detail("retry_after", wait),
+                )),
                 Err(e) => outcome(Err(e)),
             }
         })?,
