@@ -3,11 +3,10 @@
 //! by SHA-256 in constant time) or the session of a user with the `admin` role.
 //! Reference: `stdlib/admin.md`.
 
-use mlua::{AnyUserData, Lua, Table, Value};
+use mlua::{Lua, Table, Value};
 
 use super::{identity, session, to_lua};
 use crate::crypto::{constant_time_eq, sha256_hex};
-use crate::identity::error::ErrorCode;
 use crate::lua::{require_phase, Failure, Outcome, Phase, RequestRun};
 use crate::services::Services;
 use crate::with_pool;
@@ -65,7 +64,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     m.set(
         "error",
         lua.create_function(|lua, (status, code, description): (u16, String, Option<String>)| {
-            error(lua, status, &code, description.as_deref().unwrap_or(""))
+            super::http::error_response(lua, status, &code, description.as_deref().unwrap_or(""))
         })?,
     )?;
     m.set(
@@ -74,47 +73,10 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let f = Failure::from_lua_value(&err).ok_or_else(|| {
                 mlua::Error::runtime(format!("admin.fail: expected an error from a stdlib call, got a {}", err.type_name()))
             })?;
-            fail_response(lua, &f)
+            super::http::failure_response(lua, &f)
         })?,
     )?;
     Ok(m)
-}
-
-/// The JSON answer to a failure: its code's status, the code (`invalid` as `invalid_field`,
-/// `bad_json` as `invalid_request`, the API's names), the message, and `Retry-After` from the
-/// failure's details. `WWW-Authenticate` on a 401.
-pub(crate) fn fail_response(lua: &Lua, f: &Failure) -> mlua::Result<AnyUserData> {
-    let status = status_of(&f.code);
-    let code = match f.code.as_str() {
-        "invalid" => "invalid_field",
-        "bad_json" => "invalid_request",
-        "internal" => "server_error",
-        other => other,
-    };
-    let resp = error(lua, status, code, &f.message)?;
-    {
-        let mut r = resp.borrow_mut::<crate::lua::FlowResponse>()?;
-        if status == 429 || status == 503 {
-            let secs = f.retry_after().unwrap_or(1);
-            if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
-                r.headers.push((http::header::RETRY_AFTER, v));
-            }
-        }
-        if status == 401 {
-            r.headers.push((http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"assay admin\"")));
-        }
-    }
-    Ok(resp)
-}
-
-/// The status of a failure code: the typed codes' own, and the few the admin API adds.
-fn status_of(code: &str) -> u16 {
-    match code {
-        "invalid_field" | "weak_password" => 422,
-        "invalid_request" => 400,
-        "unsupported_media_type" => 415,
-        other => ErrorCode::parse(other).map_or(500, ErrorCode::status),
-    }
 }
 
 /// `admin.paging(req)`: the request's `limit` and `cursor` query parameters as list options
@@ -135,7 +97,7 @@ fn paging(lua: &Lua) -> mlua::Result<(Value, Value)> {
                 opts.set("limit", n)?
             }
             _ => {
-                let resp = error(lua, 422, "invalid_field", "limit: must be an integer from 1 to 200")?;
+                let resp = super::http::error_response(lua, 422, "invalid_field", "limit: must be an integer from 1 to 200")?;
                 return Ok((Value::Nil, Value::UserData(resp)));
             }
         }
@@ -161,13 +123,6 @@ fn non_json_body(lua: &Lua) -> Option<Failure> {
         "unsupported_media_type",
         format!("the body must be application/json (it was {:?})", if ct.is_empty() { "none" } else { ct.as_str() }),
     ))
-}
-
-/// The JSON error every admin endpoint answers with.
-fn error(lua: &Lua, status: u16, code: &str, description: &str) -> mlua::Result<AnyUserData> {
-    let request_id = lua.app_data_ref::<RequestRun>().map(|r| r.request.request_id.clone()).unwrap_or_default();
-    let body = serde_json::json!({ "error": code, "error_description": description, "request_id": request_id });
-    super::http::json_response(lua, status, &body)
 }
 
 /// The principal, or the failure to refuse with.

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use mlua::{AnyUserData, Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 
-use crate::lua::{fail, require_phase, shared, FlowResponse, Outcome, Phase, RequestRun, RouteCollector};
+use crate::identity::error::ErrorCode;
+use crate::lua::{fail, require_phase, shared, Failure, FlowResponse, Outcome, Phase, RequestRun, RouteCollector};
 
 /// HEAD is not among them: a HEAD request is answered by the GET route, without the body.
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -273,7 +274,7 @@ pub fn response_from(lua: &Lua, ret: Value) -> mlua::Result<FlowResponse> {
         // with its code's status, so a handler that passes a refusal on gets the right one.
         Value::Table(t) if crate::lua::Failure::is_failure(lua, &t) => {
             let f = crate::lua::Failure::from_lua_value(&Value::Table(t)).ok_or_else(|| mlua::Error::runtime("an error without a code"))?;
-            super::admin::fail_response(lua, &f)?.take::<FlowResponse>()
+            failure_response(lua, &f)?.take::<FlowResponse>()
         }
         Value::Nil => Err(mlua::Error::runtime("the handler returned no response (return http.html(...), http.json(...), ...)")),
         other => Err(mlua::Error::runtime(format!(
@@ -357,4 +358,48 @@ async fn outbound(lua: Lua, opts: Table) -> mlua::Result<Outcome<Table>> {
     t.set("body", lua.create_string(&body)?)?;
     t.set_metatable(Some(outbound_response_metatable(&lua)?));
     Ok(Outcome::Ok(t))
+}
+
+/// The JSON error every admin endpoint answers with (`admin.error`, `admin.fail`).
+pub(crate) fn error_response(lua: &Lua, status: u16, code: &str, description: &str) -> mlua::Result<AnyUserData> {
+    let request_id = lua.app_data_ref::<RequestRun>().map(|r| r.request.request_id.clone()).unwrap_or_default();
+    let body = serde_json::json!({ "error": code, "error_description": description, "request_id": request_id });
+    json_response(lua, status, &body)
+}
+
+/// The JSON answer to a failure: its code's status, the code (`invalid` as `invalid_field`,
+/// `bad_json` as `invalid_request`, the API's names), the message, and `Retry-After` from the
+/// failure's details. `WWW-Authenticate` on a 401.
+pub(crate) fn failure_response(lua: &Lua, f: &Failure) -> mlua::Result<AnyUserData> {
+    let status = status_of(&f.code);
+    let code = match f.code.as_str() {
+        "invalid" => "invalid_field",
+        "bad_json" => "invalid_request",
+        "internal" => "server_error",
+        other => other,
+    };
+    let resp = error_response(lua, status, code, &f.message)?;
+    {
+        let mut r = resp.borrow_mut::<crate::lua::FlowResponse>()?;
+        if status == 429 || status == 503 {
+            let secs = f.retry_after().unwrap_or(1);
+            if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+                r.headers.push((http::header::RETRY_AFTER, v));
+            }
+        }
+        if status == 401 {
+            r.headers.push((http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"assay admin\"")));
+        }
+    }
+    Ok(resp)
+}
+
+/// The status of a failure code: the typed codes' own, and the few the admin API adds.
+fn status_of(code: &str) -> u16 {
+    match code {
+        "invalid_field" | "weak_password" => 422,
+        "invalid_request" => 400,
+        "unsupported_media_type" => 415,
+        other => ErrorCode::parse(other).map_or(500, ErrorCode::status),
+    }
 }
