@@ -9,7 +9,6 @@ use super::{identity, session, to_lua};
 use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::lua::{require_phase, Failure, Outcome, Phase, RequestRun};
 use crate::services::Services;
-use crate::with_pool;
 
 const PHASES: &[Phase] = &[Phase::Request];
 
@@ -170,10 +169,5 @@ async fn api_key_name(id: &Services, key: &str) -> mlua::Result<Option<String>> 
     if found.is_some() {
         return Ok(found);
     }
-    let name: Option<String> = with_pool!(&id.db, pool => sqlx::query_scalar("SELECT name FROM engine.admin_api_keys WHERE key_hash = $1")
-        .bind(&digest)
-        .fetch_optional(pool)
-        .await)
-    .map_err(mlua::Error::external)?;
-    Ok(name)
+    id.db.admin_key_name(&digest).await.map_err(mlua::Error::external)
 }

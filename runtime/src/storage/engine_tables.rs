@@ -76,4 +76,12 @@ impl Db {
             .map(|r| r.rows_affected()))?;
         Ok(())
     }
+
+    /// The name of the generated admin key whose SHA-256 is `key_hash`, if there is one.
+    pub async fn admin_key_name(&self, key_hash: &str) -> Result<Option<String>, sqlx::Error> {
+        with_pool!(self, pool => sqlx::query_scalar("SELECT name FROM engine.admin_api_keys WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(pool)
+            .await)
+    }
 }
