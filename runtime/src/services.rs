@@ -50,7 +50,7 @@ impl Services {
         let users = Users::new(db.clone(), hasher.clone(), audit.clone(), throttle.clone(), sessions.clone());
         let tokens = MailTokens::new(db.clone(), users.clone(), mailer.clone());
         // The provider's write transactions on SQLite take turns (see `WriteTurns`).
-        let turns = WriteTurns::default();
+        let turns = WriteTurns::for_db(&db);
         let clients = Clients::new(db.clone(), keys.clone(), turns.clone());
         let grants = Grants::new(db.clone(), turns.clone());
         let provider = Provider::new(ProviderParts {

@@ -117,11 +117,6 @@ impl Users {
         Users { store: UserStore::new(db), hasher, audit, throttle, sessions }
     }
 
-    /// The password hasher (its policy and queue), for callers that check a password's strength.
-    pub fn hasher(&self) -> &Hasher {
-        &self.hasher
-    }
-
     pub async fn create(&self, new: NewUser) -> Result<User, IdentityError> {
         let email = check_email(&new.email)?;
         check_display_name(&new.display_name)?;

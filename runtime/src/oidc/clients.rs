@@ -176,7 +176,6 @@ fn uses_secret(s: &Settings) -> bool {
 #[derive(Clone)]
 pub struct Clients {
     /// For the SQLite write turn only; statements go through `store`.
-    db: Db,
     store: ClientStore,
     keys: Arc<ServerKeys>,
     turns: WriteTurns,
@@ -184,7 +183,7 @@ pub struct Clients {
 
 impl Clients {
     pub fn new(db: Db, keys: Arc<ServerKeys>, turns: WriteTurns) -> Clients {
-        Clients { store: ClientStore::new(db.clone()), db, keys, turns }
+        Clients { store: ClientStore::new(db), keys, turns }
     }
 
     fn secret_hash(&self, secret: &str) -> String {
@@ -239,7 +238,7 @@ impl Clients {
     /// holds then fail introspection and userinfo, which treat a missing grant or client as
     /// revoked. Pending Logout Tokens stay: they end sessions the client already knew about.
     pub async fn delete(&self, client_id: &str) -> Result<(), IdentityError> {
-        let _turn = self.turns.take(&self.db).await;
+        let _turn = self.turns.take().await;
         let n = self.store.delete_cascade(client_id).await?;
         if n == 0 {
             return Err(IdentityError::NotFound("no client with that client_id".into()));

@@ -15,14 +15,13 @@ use crate::storage::{Db, Timestamp, WriteTurns};
 #[derive(Clone)]
 pub struct Grants {
     /// For the SQLite write turn only; statements go through `store`.
-    db: Db,
     store: GrantStore,
     turns: WriteTurns,
 }
 
 impl Grants {
     pub fn new(db: Db, turns: WriteTurns) -> Grants {
-        Grants { store: GrantStore::new(db.clone()), db, turns }
+        Grants { store: GrantStore::new(db), turns }
     }
 
     pub async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>, IdentityError> {
@@ -33,7 +32,7 @@ impl Grants {
     /// Ends a grant and every refresh token of its family; returns whether it was live.
     pub async fn revoke(&self, grant_id: &str) -> Result<bool, IdentityError> {
         let now = Timestamp::now();
-        let _turn = self.turns.take(&self.db).await;
+        let _turn = self.turns.take().await;
         let n = self.store.revoke(grant_id, now).await?;
         Ok(n > 0)
     }

@@ -14,7 +14,6 @@ use crate::storage::{Db, WriteTurns};
 pub struct Provider {
     pub(super) config: Arc<Config>,
     /// For the SQLite write turn only; statements go through the stores.
-    pub(super) db: Db,
     /// Parked requests and codes (`authorize.rs`, and their redemption in `token.rs`).
     pub(super) requests: RequestStore,
     /// Refresh rotation (`token.rs`) and a grant's claims request (`resource.rs`); the rest of
@@ -47,8 +46,7 @@ pub struct ProviderParts {
 impl Provider {
     pub fn new(p: ProviderParts) -> Provider {
         let ProviderParts { config, db, turns, users, sessions, clients, signing, grants, audit } = p;
-        let (requests, grant_rows, assertions) =
-            (RequestStore::new(db.clone()), GrantStore::new(db.clone()), AssertionStore::new(db.clone()));
-        Provider { config, db, requests, grant_rows, assertions, turns, users, sessions, clients, signing, grants, audit }
+        let (requests, grant_rows, assertions) = (RequestStore::new(db.clone()), GrantStore::new(db.clone()), AssertionStore::new(db));
+        Provider { config, requests, grant_rows, assertions, turns, users, sessions, clients, signing, grants, audit }
     }
 }

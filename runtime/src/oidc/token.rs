@@ -166,7 +166,7 @@ impl Provider {
         };
         let issued = self.sign_user_tokens(&subject, hook).await?;
         let now = Timestamp::now();
-        let turn = self.turns.take(&self.db).await;
+        let turn = self.turns.take().await;
         let refresh = issued.refresh_token.as_ref().map(|rt| NewRefresh {
             token_hash: sha256_hex(rt.as_bytes()),
             grant_id: &grant_id,
@@ -260,7 +260,7 @@ impl Provider {
             claims: claims_text.as_deref(),
             expires_at: expiry,
         };
-        let turn = self.turns.take(&self.db).await;
+        let turn = self.turns.take().await;
         // Spend it and insert the next one, atomically; no row spent means the family was
         // revoked meanwhile.
         let ok = self.grant_rows.rotate_refresh(&hash, &next_row, now).await?;

@@ -79,15 +79,19 @@ macro_rules! with_conn {
 /// Turns for write transactions on SQLite, shared by the services that write on hot paths.
 /// SQLite has one writer at a time, and a second one that finds the write lock taken sleeps
 /// in SQLite's busy handler (milliseconds at a time); writers that take turns here queue in
-/// this process without sleeping. PostgreSQL needs no turn.
-#[derive(Clone, Default)]
-pub struct WriteTurns(std::sync::Arc<tokio::sync::Mutex<()>>);
+/// this process without sleeping. PostgreSQL needs no turn, so on it there is no lock.
+#[derive(Clone)]
+pub struct WriteTurns(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
 
 impl WriteTurns {
-    pub async fn take(&self, db: &Db) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match db {
-            Db::Sqlite(_) => Some(self.0.lock().await),
-            Db::Postgres(_) => None,
+    pub fn for_db(db: &Db) -> WriteTurns {
+        WriteTurns(matches!(db, Db::Sqlite(_)).then(Default::default))
+    }
+
+    pub async fn take(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.0 {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
         }
     }
 }
